@@ -1,0 +1,88 @@
+// The layer tar codec: OCI layer tars in and out of a posix layer directory.
+//
+// Reading (apply_layer_tar): libarchive reads the stream, plain, gzip or zstd
+// detected by content. Entries follow the OCI image-spec layer rules:
+// ".wh.NAME" deletes NAME from lower layers, ".wh..wh..opq" makes its
+// directory opaque (it hides lower layers only, wherever it appears in the
+// tar), a later entry for the same path replaces an earlier one, hard links,
+// symlinks, devices, fifos, sparse files, long names, xattrs and
+// setuid/setgid bits are kept. Every name, link target and whiteout is
+// resolved inside the layer directory without following symlinks; nothing
+// an archive says can touch a file outside it. Directories an entry needs but
+// the tar does not carry are created with the metadata the lower layers give
+// them. The result is in the form overlay_format.h describes.
+//
+// Writing (write_layer_tar): a layer directory's own changes as an
+// uncompressed PAX tar any OCI engine can apply, whiteouts and opaque
+// directories translated back to ".wh." entries, hard links kept.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/byte_stream.h"
+
+namespace strata {
+
+// One tar entry as applied, for the catalog's file index.
+struct FileRecord {
+    std::string path;         // relative, no leading "/" or "./"
+    char type = 'f';          // f file, d dir, l symlink, h hard link, c, b, p fifo, w whiteout,
+                              // o opaque marker
+    uint32_t mode = 0;        // permission bits incl. setuid/setgid/sticky
+    uint32_t uid = 0;
+    uint32_t gid = 0;
+    uint64_t size = 0;        // bytes of content (regular files)
+    int64_t mtime = 0;        // seconds since the epoch
+    std::string link_target;  // symlink target or hard-link target path
+    uint32_t dev_major = 0;
+    uint32_t dev_minor = 0;
+    std::string xattrs_json;  // {"name":"base64 value",...} or "" when none
+};
+
+struct ApplyLimits {
+    uint64_t max_entries = 10'000'000;
+    uint64_t max_bytes = uint64_t{1} << 40;  // uncompressed tar bytes
+};
+
+struct ApplyResult {
+    std::string diff_digest;     // "sha256:..." of the uncompressed tar stream, to its end
+    uint64_t tar_bytes = 0;      // uncompressed tar bytes
+    uint64_t content_bytes = 0;  // bytes of regular-file content written
+    uint64_t entries = 0;
+};
+
+// Applies the layer tar read from `src` to the (existing, normally empty)
+// directory `layer_dir`. `lower` holds the parent chain's layer directories,
+// nearest first. `on_entry` is called once per applied tar entry, in order.
+// Reads `src` to its end, so the digest covers trailing padding. Data is
+// written but not synced; the caller makes it durable.
+// Throws Error naming the entry on malformed or hostile input; the layer
+// directory is then in an undefined state and the caller destroys it.
+ApplyResult apply_layer_tar(ByteSource& src, const std::filesystem::path& layer_dir,
+                            const std::vector<std::filesystem::path>& lower,
+                            const std::function<void(const FileRecord&)>& on_entry,
+                            const ApplyLimits& limits = {});
+
+// Writes the changes held in `layer_dir` as an uncompressed tar to `out`.
+// Output is deterministic: entries sorted by path, parents before children.
+void write_layer_tar(const std::filesystem::path& layer_dir, ByteSink& out);
+
+struct Change {
+    std::string path;  // "/a/b"
+    enum class Kind { Add, Modify, Delete } kind;
+};
+const char* change_kind_name(Change::Kind kind);
+
+// What `layer_dir` changes relative to its lower chain (nearest first),
+// sorted by path.
+std::vector<Change> layer_changes(const std::filesystem::path& layer_dir,
+                                  const std::vector<std::filesystem::path>& lower);
+
+// Bytes of regular-file content held in `layer_dir` (hard links counted once).
+uint64_t layer_content_size(const std::filesystem::path& layer_dir);
+
+}  // namespace strata
