@@ -24,24 +24,11 @@
 #include <vector>
 
 #include "engine/byte_stream.h"
+#include "storage/file_record.h"
 
 namespace strata {
 
-// One tar entry as applied, for the catalog's file index.
-struct FileRecord {
-    std::string path;         // relative, no leading "/" or "./"
-    char type = 'f';          // f file, d dir, l symlink, h hard link, c, b, p fifo, w whiteout,
-                              // o opaque marker
-    uint32_t mode = 0;        // permission bits incl. setuid/setgid/sticky
-    uint32_t uid = 0;
-    uint32_t gid = 0;
-    uint64_t size = 0;        // bytes of content (regular files)
-    int64_t mtime = 0;        // seconds since the epoch
-    std::string link_target;  // symlink target or hard-link target path
-    uint32_t dev_major = 0;
-    uint32_t dev_minor = 0;
-    std::string xattrs_json;  // {"name":"base64 value",...} or "" when none
-};
+// FileRecord (storage/file_record.h): one tar entry as applied, for the file index.
 
 struct ApplyLimits {
     uint64_t max_entries = 10'000'000;
