@@ -64,7 +64,10 @@ public:
 };
 
 // Chain id of a layer whose parent has chain id `parent_chain` ("" for a
-// base layer): the OCI image-spec ChainID.
+// base layer): the OCI image-spec ChainID, `diff_id` itself for a base layer,
+// else the sha256 of "<parent_chain> <diff_id>", as "sha256:<hex>". Throws
+// Error if either argument (other than an empty `parent_chain`) is not a
+// well-formed sha256 digest.
 std::string chain_id(const std::string& parent_chain, const std::string& diff_id);
 
 }  // namespace strata
