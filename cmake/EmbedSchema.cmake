@@ -11,13 +11,12 @@ function(embed_schema dir out)
     set(body "${body}    {${num}, \"${f}\", R\"strata_sql(${sql})strata_sql\"},\n")
     set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${dir}/${f})
   endforeach()
-  set(content "// Generated from schema/*.sql by cmake/EmbedSchema.cmake.\n"
-              "#include \"storage/migrations.h\"\n"
-              "namespace strata {\n"
-              "const std::vector<Migration>& schema_migrations() {\n"
-              "  static const std::vector<Migration> all = {\n${body}  };\n"
-              "  return all;\n}\n}  // namespace strata\n")
-  string(CONCAT content ${content})
+  set(content "// Generated from schema/*.sql by cmake/EmbedSchema.cmake.\n")
+  string(APPEND content "#include \"storage/migrations.h\"\n")
+  string(APPEND content "namespace strata {\n")
+  string(APPEND content "const std::vector<Migration>& schema_migrations() {\n")
+  string(APPEND content "  static const std::vector<Migration> all = {\n${body}  };\n")
+  string(APPEND content "  return all;\n}\n}  // namespace strata\n")
   file(WRITE ${out}.tmp "${content}")
   file(COPY_FILE ${out}.tmp ${out} ONLY_IF_DIFFERENT)
 endfunction()

@@ -1,0 +1,313 @@
+// Store opening, ids, locking, and the create/remove/apply sequences.
+#include "engine/driver.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "engine/error.h"
+#include "engine/recovery.h"
+
+namespace fs = std::filesystem;
+
+namespace strata {
+
+namespace {
+
+// Rows of the file index are written in batches while a layer is applying;
+// they die with the row if the apply fails.
+constexpr size_t kIndexBatch = 2000;
+
+void prepare_root(const fs::path& root) {
+    std::error_code ec;
+    fs::create_directories(root, ec);
+    if (ec) throw Error("store " + root.string() + ": cannot create: " + ec.message());
+    ::chmod(root.c_str(), 0700);
+}
+
+std::string opts_json(const std::vector<std::pair<std::string, std::string>>& opts) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [k, v] : opts) j[k] = v;
+    return j.dump();
+}
+
+}  // namespace
+
+void validate_layer_id(const std::string& id) {
+    auto refuse = [&id](const std::string& why) {
+        std::string shown;
+        for (unsigned char c : id) {
+            if (c < 0x20 || c >= 0x7f) {
+                char buf[5];
+                std::snprintf(buf, sizeof buf, "\\x%02x", c);
+                shown += buf;
+            } else {
+                shown.push_back(static_cast<char>(c));
+            }
+        }
+        throw Error("invalid layer id '" + shown + "': " + why);
+    };
+    if (id.empty()) refuse("empty");
+    if (id.size() > 128) refuse("longer than 128 bytes");
+    for (unsigned char c : id) {
+        bool ok = std::isalnum(c) || c == '.' || c == '_' || c == '-';
+        if (!ok) refuse("only letters, digits, '.', '_' and '-' are allowed");
+    }
+    if (id[0] == '.' || id[0] == '-') refuse("must not start with '.' or '-'");
+    if (is_removal_name(id)) refuse("must not end in '-removing'");
+}
+
+StoreLock::StoreLock(const fs::path& root) {
+    fs::path file = root / "lock";
+    fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) throw_errno("store lock " + file.string());
+    while (::flock(fd_, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            int err = errno;
+            ::close(fd_);
+            throw_errno("store lock " + file.string(), err);
+        }
+    }
+}
+
+StoreLock::~StoreLock() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+std::string current_boot_id() {
+    std::ifstream in("/proc/sys/kernel/random/boot_id");
+    std::string id;
+    std::getline(in, id);
+    return id.empty() ? "unknown" : id;
+}
+
+std::string new_native_id() {
+    std::random_device rd;
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    for (int i = 0; i < 8; ++i) {
+        unsigned v = rd();
+        for (int j = 0; j < 4; ++j) {
+            out.push_back(hex[v & 0xf]);
+            v >>= 4;
+        }
+    }
+    return out;
+}
+
+Driver::Driver(const StoreOptions& options) : root_(options.root), boot_id_(current_boot_id()) {
+    prepare_root(root_);
+    StoreLock lock(root_);
+    catalog_ = std::make_unique<Catalog>(root_ / "catalog.db", Catalog::Mode::ReadWrite);
+    ::chmod((root_ / "catalog.db").c_str(), 0600);
+    backend_ = std::make_unique<PosixBackend>(root_, options.mount_mode);
+    repaired_at_open_ = run_recovery(*catalog_, *backend_, boot_id_);
+}
+
+Driver::~Driver() = default;
+
+LayerRow Driver::ready_layer(const std::string& id) {
+    validate_layer_id(id);
+    auto row = catalog_->layer(id);
+    if (!row || row->state != LayerState::Ready) throw NotFound("layer " + id + " does not exist");
+    return *row;
+}
+
+bool Driver::exists(const std::string& id) {
+    validate_layer_id(id);
+    auto row = catalog_->layer(id);
+    return row && row->state == LayerState::Ready;
+}
+
+Chain Driver::native_chain(const std::string& id) {
+    Chain out;
+    for (const auto& a : catalog_->chain(id)) out.push_back(catalog_->layer(a)->native_id);
+    return out;
+}
+
+void Driver::check_parent_arg(const LayerRow& row, const std::optional<std::string>& parent) {
+    if (!parent || parent->empty()) return;
+    if (row.parent != parent) {
+        // LIMITATION: diffs are against the layer's own parent only; a diff
+        // against another ancestor would need the layers between squashed.
+        throw Error("layer " + row.id + ": --parent " + *parent + " is not its parent (" +
+                    row.parent.value_or("none") + ")");
+    }
+}
+
+void Driver::destroy_failed(const LayerRow& row, const std::string& step, const std::string& why) {
+    spdlog::warn("{}: layer {} failed at {}: {}; destroying it", step, row.id, step, why);
+    try {
+        backend_->destroy(row.native_id);
+        Catalog::Txn txn(*catalog_);
+        catalog_->delete_layer(row.id);
+        catalog_->log(step, row.id, "failed", why);
+        txn.commit();
+    } catch (const std::exception& e) {
+        // Recovery at the next open finishes the job: the row is an intent.
+        spdlog::error("{}: could not undo layer {}: {}", step, row.id, e.what());
+    }
+}
+
+void Driver::create(const std::string& id, const CreateOptions& options) {
+    validate_layer_id(id);
+    if (options.parent) validate_layer_id(*options.parent);
+    StoreLock lock(root_);
+
+    if (catalog_->layer(id)) throw Error("create layer " + id + ": it already exists");
+    if (options.parent) ready_layer(*options.parent);
+    LayerRow row;
+    row.id = id;
+    row.native_id = new_native_id();
+    row.parent = options.parent;
+    row.kind = options.sandbox ? LayerKind::Sandbox : LayerKind::Layer;
+    row.state = LayerState::Creating;
+    row.created = now_rfc3339();
+    row.storage_opts = opts_json(options.storage_opts);
+    {
+        Catalog::Txn txn(*catalog_);
+        catalog_->insert_layer(row);
+        txn.commit();
+    }
+
+    try {
+        Chain parents = native_chain(id);
+        if (options.sandbox) {
+            backend_->create_sandbox(row.native_id, parents);
+            for (const auto& [k, v] : options.storage_opts) {
+                if (k == "size") backend_->expand_sandbox(row.native_id, std::stoull(v));
+            }
+        } else {
+            backend_->create_layer(row.native_id, parents);
+        }
+        Catalog::Txn txn(*catalog_);
+        catalog_->set_ready(id, 0, "");
+        catalog_->log("create", id, "ok", kind_name(row.kind));
+        txn.commit();
+    } catch (const std::exception& e) {
+        destroy_failed(row, "create", e.what());
+        throw Error(std::string("create layer ") + id + ": " + e.what());
+    }
+    spdlog::info("create: layer {} ready ({})", id, kind_name(row.kind));
+}
+
+void Driver::remove(const std::string& id) {
+    validate_layer_id(id);
+    StoreLock lock(root_);
+    LayerRow row = ready_layer(id);
+
+    auto mount = catalog_->mount(id);
+    if (mount && mount->refcount > 0) {
+        throw Error("remove layer " + id + ": it is mounted (refcount " +
+                    std::to_string(mount->refcount) + ")");
+    }
+    auto children = catalog_->children(id);
+    if (!children.empty()) {
+        throw Error("remove layer " + id + ": it is the parent of " + children.front() +
+                    (children.size() > 1 ? " and " + std::to_string(children.size() - 1) +
+                                               " more"
+                                         : ""));
+    }
+    auto images = catalog_->images_using(id);
+    if (!images.empty()) {
+        throw Error("remove layer " + id + ": it is the top layer of image " + images.front());
+    }
+
+    {
+        Catalog::Txn txn(*catalog_);
+        catalog_->set_state(id, LayerState::Removing);
+        txn.commit();
+    }
+    backend_->unprepare(row.native_id, native_chain(id), row.kind == LayerKind::Sandbox);
+    backend_->rename_for_removal(row.native_id);
+    backend_->destroy(row.native_id);
+    Catalog::Txn txn(*catalog_);
+    catalog_->delete_layer(id);
+    catalog_->log("remove", id, "ok");
+    txn.commit();
+    spdlog::info("remove: layer {} removed", id);
+}
+
+void Driver::index_and_apply(const LayerRow& row, ByteSource& tar, const ApplyCheck& check) {
+    std::vector<FileRecord> batch;
+    int64_t seq = catalog_->file_count(row.id);
+    auto flush = [&] {
+        if (batch.empty()) return;
+        Catalog::Txn txn(*catalog_);
+        catalog_->insert_files(row.id, seq, batch);
+        txn.commit();
+        seq += static_cast<int64_t>(batch.size());
+        batch.clear();
+    };
+    Chain parents = native_chain(row.id);
+    ApplyResult result = backend_->write_layer(row.native_id, parents, tar, [&](const FileRecord& r) {
+        batch.push_back(r);
+        if (batch.size() >= kIndexBatch) flush();
+    });
+    flush();
+    if (check) check(result);
+    backend_->sync(row.native_id);
+
+    uint64_t size = backend_->size(row.native_id);
+    Catalog::Txn txn(*catalog_);
+    catalog_->set_ready(row.id, size, result.diff_digest);
+    catalog_->log("apply-diff", row.id, "ok",
+                  result.diff_digest + " " + std::to_string(result.entries) + " entries");
+    txn.commit();
+    spdlog::info("apply-diff: layer {} ready ({} entries, {} bytes, {})", row.id, result.entries,
+                 size, result.diff_digest);
+}
+
+uint64_t Driver::apply_diff(const std::string& id, const std::optional<std::string>& parent,
+                            ByteSource& tar, const ApplyCheck& check) {
+    validate_layer_id(id);
+    if (parent && !parent->empty()) validate_layer_id(*parent);
+    StoreLock lock(root_);
+
+    std::optional<LayerRow> existing = catalog_->layer(id);
+    LayerRow row;
+    if (existing) {
+        row = ready_layer(id);
+        check_parent_arg(row, parent);
+        if (row.kind == LayerKind::Sandbox) {
+            throw Error("apply-diff layer " + id + ": it is a sandbox; apply to a read-only layer");
+        }
+        auto mount = catalog_->mount(id);
+        if (mount && mount->refcount > 0) throw Error("apply-diff layer " + id + ": it is mounted");
+        if (!catalog_->children(id).empty()) {
+            throw Error("apply-diff layer " + id + ": it has children");
+        }
+        Catalog::Txn txn(*catalog_);
+        catalog_->set_state(id, LayerState::Applying);
+        txn.commit();
+    } else {
+        if (parent && !parent->empty()) ready_layer(*parent);
+        row.id = id;
+        row.native_id = new_native_id();
+        if (parent && !parent->empty()) row.parent = parent;
+        row.kind = LayerKind::Layer;
+        row.state = LayerState::Applying;
+        row.created = now_rfc3339();
+        row.storage_opts = "{}";
+        Catalog::Txn txn(*catalog_);
+        catalog_->insert_layer(row);
+        txn.commit();
+    }
+
+    try {
+        if (!existing) backend_->create_layer(row.native_id, native_chain(id));
+        index_and_apply(row, tar, check);
+    } catch (const std::exception& e) {
+        destroy_failed(row, "apply-diff", e.what());
+        throw Error(std::string("apply-diff layer ") + id + ": " + e.what());
+    }
+    return catalog_->layer(id)->size;
+}
+
+}  // namespace strata

@@ -1,0 +1,162 @@
+// Opening a catalog: identity checks, connection settings, migrations.
+#include "storage/catalog.h"
+
+#include <SQLiteCpp/Statement.h>
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+#include <fstream>
+
+#include "engine/error.h"
+#include "storage/migrations.h"
+
+namespace strata {
+
+namespace {
+
+// "STRA" in ASCII: PRAGMA application_id of every strata catalog.
+constexpr int kApplicationId = 0x53545241;
+
+std::string describe(const std::filesystem::path& file) { return "catalog " + file.string(); }
+
+// Refuses, before SQLite touches it, a file that is not a SQLite database.
+void check_sqlite_header(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw Error(describe(file) + ": cannot be read");
+    char magic[16] = {};
+    in.read(magic, sizeof magic);
+    if (in.gcount() == 0) return;  // an empty file: SQLite treats it as a new database
+    if (in.gcount() < 16 || std::string(magic, 16) != std::string("SQLite format 3\0", 16)) {
+        throw Error(describe(file) + ": not a SQLite database (bad header)");
+    }
+}
+
+}  // namespace
+
+int catalog_schema_version() { return schema_migrations().back().version; }
+
+std::string now_rfc3339() {
+    std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+Catalog::Catalog(const std::filesystem::path& file, Mode mode) : file_(file) {
+    bool exists = std::filesystem::exists(file);
+    if (mode == Mode::ReadOnly && !exists) throw NotFound(describe(file) + ": no such file");
+    if (exists) check_sqlite_header(file);
+    try {
+        if (mode == Mode::ReadOnly) {
+            db_ = std::make_unique<SQLite::Database>(file.string(), SQLite::OPEN_READONLY);
+        } else {
+            db_ = std::make_unique<SQLite::Database>(
+                file.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+        }
+        db_->setBusyTimeout(30000);
+        check_identity(mode);
+        configure(mode);
+        if (mode == Mode::ReadWrite) migrate();
+    } catch (const SQLite::Exception& e) {
+        throw Error(describe(file) + ": " + e.what());
+    }
+}
+
+Catalog::~Catalog() = default;
+
+int Catalog::schema_version() { return db_->execAndGet("PRAGMA user_version").getInt(); }
+
+void Catalog::check_identity(Mode mode) {
+    // A full read of the schema also catches most truncation and corruption.
+    int app_id = db_->execAndGet("PRAGMA application_id").getInt();
+    int version = db_->execAndGet("PRAGMA user_version").getInt();
+    int tables = db_->execAndGet("SELECT count(*) FROM sqlite_master").getInt();
+
+    if (app_id != kApplicationId && !(app_id == 0 && version == 0 && tables == 0)) {
+        throw Error(describe(file_) + ": not a strata catalog (application_id " +
+                    std::to_string(app_id) + ")");
+    }
+    if (version > catalog_schema_version()) {
+        throw Error(describe(file_) + ": written by a newer strata (schema version " +
+                    std::to_string(version) + "; this strata knows up to " +
+                    std::to_string(catalog_schema_version()) + ")");
+    }
+    if (mode == Mode::ReadOnly && version < catalog_schema_version()) {
+        throw Error(describe(file_) + ": schema version " + std::to_string(version) +
+                    " is older than " + std::to_string(catalog_schema_version()) +
+                    "; open the store once read-write to upgrade it");
+    }
+    std::string check = db_->execAndGet("PRAGMA quick_check(1)").getString();
+    if (check != "ok") throw Error(describe(file_) + ": corrupt (" + check + ")");
+}
+
+void Catalog::configure(Mode mode) {
+    db_->exec("PRAGMA foreign_keys = ON");
+    if (mode == Mode::ReadWrite) {
+        db_->exec("PRAGMA journal_mode = WAL");
+        db_->exec("PRAGMA synchronous = FULL");
+    }
+}
+
+void Catalog::migrate() {
+    int current = schema_version();
+    if (current == catalog_schema_version()) return;
+
+    // Every pending migration in one transaction: an old catalog is either
+    // fully upgraded or left exactly as it was.
+    Txn txn(*this);
+    for (const Migration& m : schema_migrations()) {
+        if (m.version <= current) continue;
+        db_->exec(m.sql);
+        db_->exec("PRAGMA user_version = " + std::to_string(m.version));
+        spdlog::info("catalog: applied schema migration {} ({})", m.version, m.name);
+    }
+    db_->exec("PRAGMA application_id = " + std::to_string(kApplicationId));
+    txn.commit();
+}
+
+Catalog::Txn::Txn(Catalog& catalog) : catalog_(catalog) { catalog_.db_->exec("BEGIN IMMEDIATE"); }
+
+Catalog::Txn::~Txn() {
+    if (done_) return;
+    try {
+        catalog_.db_->exec("ROLLBACK");
+    } catch (const std::exception& e) {
+        spdlog::warn("catalog: rollback failed: {}", e.what());
+    }
+}
+
+void Catalog::Txn::commit() {
+    catalog_.db_->exec("COMMIT");
+    done_ = true;
+}
+
+const char* kind_name(LayerKind kind) { return kind == LayerKind::Sandbox ? "sandbox" : "layer"; }
+
+const char* state_name(LayerState state) {
+    switch (state) {
+        case LayerState::Creating: return "creating";
+        case LayerState::Applying: return "applying";
+        case LayerState::Ready: return "ready";
+        case LayerState::Removing: return "removing";
+    }
+    return "?";
+}
+
+LayerKind parse_kind(const std::string& s) {
+    if (s == "layer") return LayerKind::Layer;
+    if (s == "sandbox") return LayerKind::Sandbox;
+    throw Error("catalog: unknown layer kind '" + s + "'");
+}
+
+LayerState parse_state(const std::string& s) {
+    for (LayerState st : {LayerState::Creating, LayerState::Applying, LayerState::Ready,
+                          LayerState::Removing}) {
+        if (s == state_name(st)) return st;
+    }
+    throw Error("catalog: unknown layer state '" + s + "'");
+}
+
+}  // namespace strata
