@@ -12,6 +12,7 @@
 #include <random>
 
 #include "engine/error.h"
+#include "engine/fault.h"
 #include "engine/recovery.h"
 
 namespace fs = std::filesystem;
@@ -106,7 +107,9 @@ Driver::Driver(const StoreOptions& options) : root_(options.root), boot_id_(curr
     StoreLock lock(root_);
     catalog_ = std::make_unique<Catalog>(root_ / "catalog.db", Catalog::Mode::ReadWrite);
     ::chmod((root_ / "catalog.db").c_str(), 0600);
-    backend_ = std::make_unique<PosixBackend>(root_, options.mount_mode);
+    auto posix = std::make_unique<PosixBackend>(root_, options.mount_mode);
+    posix_ = posix.get();
+    backend_ = with_fault_injection(std::move(posix));
     repaired_at_open_ = run_recovery(*catalog_, *backend_, boot_id_);
 }
 
@@ -175,6 +178,7 @@ void Driver::create(const std::string& id, const CreateOptions& options) {
         catalog_->insert_layer(row);
         txn.commit();
     }
+    crash_point("create.after_intent");
 
     try {
         Chain parents = native_chain(id);
@@ -186,6 +190,7 @@ void Driver::create(const std::string& id, const CreateOptions& options) {
         } else {
             backend_->create_layer(row.native_id, parents);
         }
+        crash_point("create.after_native");
         Catalog::Txn txn(*catalog_);
         catalog_->set_ready(id, 0, "");
         catalog_->log("create", id, "ok", kind_name(row.kind));
@@ -194,6 +199,7 @@ void Driver::create(const std::string& id, const CreateOptions& options) {
         destroy_failed(row, "create", e.what());
         throw Error(std::string("create layer ") + id + ": " + e.what());
     }
+    crash_point("create.after_commit");
     spdlog::info("create: layer {} ready ({})", id, kind_name(row.kind));
 }
 
@@ -224,9 +230,18 @@ void Driver::remove(const std::string& id) {
         catalog_->set_state(id, LayerState::Removing);
         txn.commit();
     }
-    backend_->unprepare(row.native_id, native_chain(id), row.kind == LayerKind::Sandbox);
-    backend_->rename_for_removal(row.native_id);
-    backend_->destroy(row.native_id);
+    crash_point("remove.after_intent");
+    try {
+        backend_->unprepare(row.native_id, native_chain(id), row.kind == LayerKind::Sandbox);
+        backend_->rename_for_removal(row.native_id);
+        crash_point("remove.after_rename");
+        backend_->destroy(row.native_id);
+        crash_point("remove.after_destroy");
+    } catch (const std::exception& e) {
+        // The row stays in `removing`; recovery at the next open finishes it.
+        throw Error("remove layer " + id + ": " + e.what() +
+                    " (the removal is finished by the next recovery)");
+    }
     Catalog::Txn txn(*catalog_);
     catalog_->delete_layer(id);
     catalog_->log("remove", id, "ok");
@@ -251,8 +266,10 @@ void Driver::index_and_apply(const LayerRow& row, ByteSource& tar, const ApplyCh
         if (batch.size() >= kIndexBatch) flush();
     });
     flush();
+    crash_point("apply.after_data");
     if (check) check(result);
     backend_->sync(row.native_id);
+    crash_point("apply.before_commit");
 
     uint64_t size = backend_->size(row.native_id);
     Catalog::Txn txn(*catalog_);
@@ -300,6 +317,7 @@ uint64_t Driver::apply_diff(const std::string& id, const std::optional<std::stri
         txn.commit();
     }
 
+    crash_point("apply.after_intent");
     try {
         if (!existing) backend_->create_layer(row.native_id, native_chain(id));
         index_and_apply(row, tar, check);
@@ -307,6 +325,7 @@ uint64_t Driver::apply_diff(const std::string& id, const std::optional<std::stri
         destroy_failed(row, "apply-diff", e.what());
         throw Error(std::string("apply-diff layer ") + id + ": " + e.what());
     }
+    crash_point("apply.after_commit");
     return catalog_->layer(id)->size;
 }
 

@@ -119,6 +119,7 @@ private:
     std::string boot_id_;
     std::unique_ptr<Catalog> catalog_;
     std::unique_ptr<Backend> backend_;
+    PosixBackend* posix_ = nullptr;  // the backend under any fault-injection wrapper
     std::vector<std::string> repaired_at_open_;
 };
 

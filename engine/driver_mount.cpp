@@ -3,6 +3,7 @@
 
 #include "engine/driver.h"
 #include "engine/error.h"
+#include "engine/fault.h"
 #include "engine/recovery.h"
 
 namespace strata {
@@ -29,12 +30,13 @@ std::string Driver::get(const std::string& id, const std::string& mount_label) {
     } else {
         path = backend_->mount_path(row.native_id);
     }
+    crash_point("get.after_prepare");
 
     MountRow m;
     m.layer = id;
     m.refcount = refcount + 1;
     m.path = path;
-    m.mode = mount_mode_name(static_cast<PosixBackend&>(*backend_).effective_mode());
+    m.mode = mount_mode_name(posix_->effective_mode());
     m.boot_id = boot_id_;
     Catalog::Txn txn(*catalog_);
     catalog_->upsert_mount(m);
@@ -46,6 +48,7 @@ std::string Driver::get(const std::string& id, const std::string& mount_label) {
     }
     catalog_->log("get", id, "ok", "refcount " + std::to_string(m.refcount));
     txn.commit();
+    crash_point("get.after_commit");
     spdlog::info("get: layer {} mounted at {} (refcount {})", id, path, m.refcount);
     return path;
 }
@@ -72,12 +75,14 @@ void Driver::put(const std::string& id) {
         catalog_->log("put", id, "ok", "refcount " + std::to_string(m.refcount));
         txn.commit();
     }
+    crash_point("put.after_commit");
     if (m.refcount == 0) {
         try {
             backend_->unprepare(row.native_id, native_chain(id), row.kind == LayerKind::Sandbox);
         } catch (const std::exception& e) {
             throw Error("put layer " + id + ": " + e.what());
         }
+        crash_point("put.after_unprepare");
         spdlog::info("put: layer {} unmounted", id);
     } else {
         spdlog::info("put: layer {} still mounted (refcount {})", id, m.refcount);
@@ -115,7 +120,7 @@ std::vector<std::pair<std::string, std::string>> Driver::metadata(const std::str
         {"size", std::to_string(row.size)},
         {"diff_digest", row.diff_digest},
         {"created", row.created},
-        {"dir", static_cast<PosixBackend&>(*backend_).layer_dir(row.native_id).string()},
+        {"dir", posix_->layer_dir(row.native_id).string()},
     };
     auto mount = catalog_->mount(id);
     out.emplace_back("refcount", std::to_string(mount ? mount->refcount : 0));
@@ -150,6 +155,7 @@ std::vector<std::string> Driver::cleanup() {
         catalog_->delete_mount(m.layer);
         catalog_->log("cleanup", m.layer, "ok", "released refcount " + std::to_string(m.refcount));
         txn.commit();
+        crash_point("cleanup.after_release");
         done.push_back("released mount of layer " + m.layer + " (refcount " +
                        std::to_string(m.refcount) + ")");
         spdlog::info("cleanup: released mount of layer {} (refcount {})", m.layer, m.refcount);

@@ -5,6 +5,7 @@
 #include "engine/decompress.h"
 #include "engine/digest.h"
 #include "engine/error.h"
+#include "engine/fault.h"
 #include "engine/image_archive.h"
 
 namespace strata {
@@ -69,6 +70,7 @@ std::string import_layer(Driver& driver, ImageArchive& archive, const ImageLayer
         }
     };
     driver.apply_diff(id, parent, counted, check);
+    crash_point("import.after_layer");
     ++new_layers;
     return chain;
 }

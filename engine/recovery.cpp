@@ -5,6 +5,7 @@
 #include <set>
 
 #include "engine/error.h"
+#include "engine/fault.h"
 
 namespace strata {
 
@@ -24,6 +25,7 @@ void note(std::vector<std::string>& done, Catalog& catalog, const std::string& l
     spdlog::warn("recover: {}", line);
     catalog.log("recover", layer, "repaired", line);
     done.push_back(line);
+    crash_point("recover.after_repair");
 }
 
 void undo_intents(Catalog& catalog, Backend& backend, std::vector<std::string>& done) {

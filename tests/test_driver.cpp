@@ -1,0 +1,210 @@
+#define BOOST_TEST_MODULE driver
+#include <boost/test/unit_test.hpp>
+#include <cstdlib>
+#include <fstream>
+
+#include "engine/driver.h"
+#include "engine/error.h"
+#include "engine/fsck.h"
+#include "tests/support/fixture.h"
+
+namespace fs = std::filesystem;
+using namespace strata;
+using strata::test::TempDir;
+
+namespace {
+
+MountMode mode_from_env() {
+    const char* m = std::getenv("STRATA_MOUNT_MODE");
+    return parse_mount_mode(m ? m : "auto");
+}
+
+StoreOptions opts(const TempDir& dir) { return StoreOptions{dir / "store", mode_from_env()}; }
+
+// A ByteSource over a string.
+class StringSource : public ByteSource {
+public:
+    explicit StringSource(std::string s) : s_(std::move(s)) {}
+    size_t read(void* buf, size_t n) override {
+        size_t k = std::min(n, s_.size() - pos_);
+        std::memcpy(buf, s_.data() + pos_, k);
+        pos_ += k;
+        return k;
+    }
+
+private:
+    std::string s_;
+    size_t pos_ = 0;
+};
+
+// A tar made by GNU tar from a directory tree written by `setup` (shell).
+std::string make_tar(const TempDir& dir, const std::string& name, const std::string& setup) {
+    fs::path src = dir / (name + ".src");
+    fs::create_directories(src);
+    auto r = strata::test::run_shell("cd " + src.string() + " && " + setup + " && tar -cf ../" +
+                                     name + ".tar --numeric-owner .");
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.out);
+    std::ifstream in(dir / (name + ".tar"), std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::string error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+std::vector<std::string> layer_dirs(const TempDir& dir) {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir / "store" / "layers")) {
+        out.push_back(e.path().filename().string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(store_root_and_catalog_are_private) {
+    TempDir dir;
+    Driver d(opts(dir));
+    BOOST_TEST((fs::status(dir / "store").permissions() & fs::perms::all) == fs::perms::owner_all);
+    auto cat = fs::status(dir / "store" / "catalog.db").permissions() & fs::perms::all;
+    BOOST_TEST((cat == (fs::perms::owner_read | fs::perms::owner_write)));
+}
+
+BOOST_AUTO_TEST_CASE(create_chain_and_remove_rules) {
+    TempDir dir;
+    Driver d(opts(dir));
+    d.create("base", {});
+    d.create("mid", CreateOptions{"base", false, {}});
+    d.create("sb", CreateOptions{"mid", true, {{"size", "1000"}}});
+    BOOST_TEST(d.exists("sb"));
+    BOOST_TEST((d.catalog().chain("sb") == std::vector<std::string>{"mid", "base"}));
+    BOOST_TEST(d.catalog().layer("sb")->kind == LayerKind::Sandbox);
+
+    std::string err = error_of([&] { d.create("sb", {}); });
+    BOOST_TEST(err.find("already exists") != std::string::npos, err);
+    err = error_of([&] { d.create("x", CreateOptions{"nope", false, {}}); });
+    BOOST_TEST(err.find("nope") != std::string::npos, err);
+    BOOST_TEST(!d.catalog().layer("x").has_value());
+
+    err = error_of([&] { d.remove("mid"); });
+    BOOST_TEST(err.find("parent of sb") != std::string::npos, err);
+    BOOST_TEST(d.exists("mid"));
+
+    d.remove("sb");
+    d.remove("mid");
+    d.remove("base");
+    BOOST_TEST(d.catalog().layers().empty());
+    BOOST_TEST(layer_dirs(dir).empty());
+}
+
+BOOST_AUTO_TEST_CASE(bad_ids_are_refused_before_any_file_system_call) {
+    TempDir dir;
+    Driver d(opts(dir));
+    for (std::string id : {"", "..", "a/b", "a\\b", "x-removing", std::string(129, 'a'),
+                           std::string("ctl\x01"), ".hidden", "-flag"}) {
+        std::string err = error_of([&] { d.create(id, {}); });
+        BOOST_TEST(err.find("invalid layer id") == 0u, err);
+    }
+    BOOST_TEST(layer_dirs(dir).empty());
+    BOOST_TEST(d.catalog().layers().empty());
+}
+
+BOOST_AUTO_TEST_CASE(refcounts_survive_the_process_and_guard_remove) {
+    TempDir dir;
+    std::string path;
+    {
+        Driver d(opts(dir));
+        d.create("base", {});
+        d.create("sb", CreateOptions{"base", true, {}});
+        path = d.get("sb", "");
+        BOOST_TEST(d.get("sb", "") == path);
+    }
+    Driver d(opts(dir));
+    BOOST_TEST(d.catalog().mount("sb")->refcount == 2);
+    std::string err = error_of([&] { d.remove("sb"); });
+    BOOST_TEST(err.find("mounted (refcount 2)") != std::string::npos, err);
+
+    std::ofstream(fs::path(path) / "written") << "hello";
+    d.put("sb");
+    BOOST_TEST(d.catalog().mount("sb")->refcount == 1);
+    BOOST_TEST(fs::exists(fs::path(path) / "written"));
+    d.put("sb");
+    BOOST_TEST(!d.catalog().mount("sb").has_value());
+    err = error_of([&] { d.put("sb"); });
+    BOOST_TEST(err.find("not mounted") != std::string::npos, err);
+
+    // What was written through the mount belongs to the sandbox.
+    auto changes = d.changes("sb", std::nullopt);
+    BOOST_REQUIRE(changes.size() == 1u);
+    BOOST_TEST(changes[0].path == "/written");
+    BOOST_TEST(changes[0].kind == Change::Kind::Add);
+    BOOST_TEST(d.diff_size("sb", std::nullopt) == 5u);
+}
+
+BOOST_AUTO_TEST_CASE(failed_apply_leaves_nothing_behind) {
+    TempDir dir;
+    Driver d(opts(dir));
+    std::string good = make_tar(dir, "good", "mkdir etc && echo hi > etc/hello");
+    StringSource src(good);
+    BOOST_TEST(d.apply_diff("base", std::nullopt, src) == 3u);
+    auto before_layers = layer_dirs(dir);
+
+    // The check runs after the data is written and before the commit.
+    StringSource again(good);
+    std::string err = error_of([&] {
+        d.apply_diff("child", std::string("base"), again,
+                     [](const ApplyResult&) { throw Error("digest mismatch (test)"); });
+    });
+    BOOST_TEST(err.find("apply-diff layer child") == 0u, err);
+    BOOST_TEST(err.find("digest mismatch (test)") != std::string::npos, err);
+    BOOST_TEST(!d.catalog().layer("child").has_value());
+    BOOST_TEST(d.catalog().file_count("child") == 0);
+    BOOST_TEST((layer_dirs(dir) == before_layers));
+
+    // Garbage is refused the same way.
+    StringSource junk(std::string(3000, 'x'));
+    err = error_of([&] { d.apply_diff("junk", std::string("base"), junk); });
+    BOOST_TEST(!err.empty());
+    BOOST_TEST(!d.catalog().layer("junk").has_value());
+    BOOST_TEST((layer_dirs(dir) == before_layers));
+    BOOST_TEST(run_fsck(d, false).problems.empty());
+}
+
+BOOST_AUTO_TEST_CASE(recovery_undoes_intents_and_collects_unknown_layers) {
+    TempDir dir;
+    { Driver d(opts(dir)); d.create("keep", {}); }
+    {
+        // Leave what a crash would: an intent row with its native layer,
+        // a removing row, an unknown native directory, a stale mount row.
+        Catalog c(dir / "store" / "catalog.db", Catalog::Mode::ReadWrite);
+        for (auto [id, st] : {std::pair{"half", LayerState::Creating},
+                              std::pair{"gone", LayerState::Removing}}) {
+            LayerRow r;
+            r.id = id;
+            r.native_id = std::string("native-") + id;
+            r.state = st;
+            r.created = now_rfc3339();
+            c.insert_layer(r);
+            fs::create_directories(dir / "store" / "layers" / r.native_id);
+        }
+        fs::create_directories(dir / "store" / "layers" / "orphan" / "sub");
+        c.upsert_mount(MountRow{"keep", 3, "/nowhere", "overlay", "an-earlier-boot", ""});
+    }
+    Driver d(opts(dir));
+    BOOST_TEST(d.catalog().layers().size() == 1u);
+    BOOST_TEST(d.exists("keep"));
+    BOOST_TEST(!d.catalog().mount("keep").has_value());
+    auto dirs = layer_dirs(dir);
+    BOOST_TEST(dirs.size() == 1u);
+    BOOST_TEST(dirs[0] == d.catalog().layer("keep")->native_id);
+    auto repaired = d.recover();
+    BOOST_TEST(repaired.size() == 4u);  // what the open repaired
+    BOOST_TEST(d.recover().empty());    // idempotent
+    BOOST_TEST(run_fsck(d, false).problems.empty());
+}
