@@ -145,7 +145,8 @@ void Driver::check_parent_arg(const LayerRow& row, const std::optional<std::stri
 }
 
 void Driver::destroy_failed(const LayerRow& row, const std::string& step, const std::string& why) {
-    spdlog::warn("{}: layer {} failed at {}: {}; destroying it", step, row.id, step, why);
+    // The caller reports the error itself; this is the operator's trace.
+    spdlog::info("{}: layer {} failed: {}; destroying it", step, row.id, why);
     try {
         backend_->destroy(row.native_id);
         Catalog::Txn txn(*catalog_);

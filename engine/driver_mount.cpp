@@ -147,9 +147,13 @@ std::vector<std::string> Driver::cleanup() {
     std::vector<std::string> done;
     for (const auto& m : catalog_->mounts()) {
         auto row = catalog_->layer(m.layer);
-        if (row) {
-            backend_->unprepare(row->native_id, native_chain(m.layer),
-                                row->kind == LayerKind::Sandbox);
+        try {
+            if (row) {
+                backend_->unprepare(row->native_id, native_chain(m.layer),
+                                    row->kind == LayerKind::Sandbox);
+            }
+        } catch (const std::exception& e) {
+            throw Error("cleanup: layer " + m.layer + ": " + e.what());
         }
         Catalog::Txn txn(*catalog_);
         catalog_->delete_mount(m.layer);

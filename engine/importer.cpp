@@ -104,8 +104,13 @@ ImportResult import_image(Driver& driver, const std::filesystem::path& path,
             ImportProgress progress;
             progress.layer_index = l + 1;
             progress.layer_count = image.layers.size();
-            chain = import_layer(driver, *archive, image.layers[l], chain, parent, progress,
-                                 report, one.new_layers);
+            try {
+                chain = import_layer(driver, *archive, image.layers[l], chain, parent, progress,
+                                     report, one.new_layers);
+            } catch (const std::exception& e) {
+                throw Error("import " + path.string() + ": layer " + std::to_string(l + 1) +
+                            "/" + std::to_string(image.layers.size()) + ": " + e.what());
+            }
             parent = digest_hex(chain);
             one.layers.push_back(*parent);
         }
