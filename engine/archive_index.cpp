@@ -97,7 +97,7 @@ public:
         if (ec) return std::nullopt;
         std::filesystem::path rel = real.lexically_relative(root_);
         if (rel.empty() || *rel.begin() == "..") return std::nullopt;
-        struct stat st{};
+        struct stat st {};
         if (::stat(real.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
         return Entry{rel.generic_string(), static_cast<uint64_t>(st.st_size)};
     }
@@ -143,8 +143,7 @@ public:
 private:
     Error too_large(const std::string& name, uint64_t size, uint64_t limit) const {
         return Error(where_ + ": " + name + ": is " + std::to_string(size) +
-                     " bytes, more than the limit of " + std::to_string(limit) +
-                     " for a document");
+                     " bytes, more than the limit of " + std::to_string(limit) + " for a document");
     }
 
     std::string where_;

@@ -53,7 +53,9 @@ void fail(const ArchiveIndex& index, const std::string& doc, const std::string& 
     throw Error(index.where() + ": " + doc + ": " + what);
 }
 
-void Doc::fail(const std::string& what) const { image::fail(index_, name_, what); }
+void Doc::fail(const std::string& what) const {
+    image::fail(index_, name_, what);
+}
 
 const Json& Doc::object(const Json& value, const std::string& label) const {
     if (!value.is_object()) fail(label + " is " + value.type_name() + ", not an object");

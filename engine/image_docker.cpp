@@ -45,8 +45,8 @@ void check_config_name(const Doc& doc, const std::string& p, const std::string& 
     for (const std::string& name : {normalize_entry_name(written).value_or(""), resolved}) {
         std::string claimed = digest_from_name(name, true);
         if (!claimed.empty() && claimed != actual) {
-            doc.fail(p + "Config '" + written + "' has digest " + actual + ", not the " +
-                     claimed + " its name says");
+            doc.fail(p + "Config '" + written + "' has digest " + actual + ", not the " + claimed +
+                     " its name says");
         }
     }
 }
@@ -114,8 +114,8 @@ std::vector<std::string> legacy_layer_ids(const ArchiveIndex& index) {
     std::set<std::string> seen;
     const std::string leaf = "/json";
     for (const std::string& name : index.names()) {
-        if (name.size() <= leaf.size() || name.compare(name.size() - leaf.size(), leaf.size(),
-                                                       leaf) != 0) {
+        if (name.size() <= leaf.size() ||
+            name.compare(name.size() - leaf.size(), leaf.size(), leaf) != 0) {
             continue;
         }
         std::string id = name.substr(0, name.size() - leaf.size());
@@ -147,7 +147,8 @@ std::vector<std::pair<std::string, std::string>> legacy_tops(
         for (const auto& [repo, tags] : doc.object(doc.root(), "the document").items()) {
             for (const auto& [tag, id] : doc.object(tags, "'" + repo + "'").items()) {
                 std::string name = repo + ":" + tag;
-                if (!id.is_string()) doc.fail("'" + name + "' is " + id.type_name() + ", not a string");
+                if (!id.is_string())
+                    doc.fail("'" + name + "' is " + id.type_name() + ", not a string");
                 std::string top = id.get<std::string>();
                 if (layers.count(top) == 0) {
                     doc.fail("'" + name + "' names layer " + top + ", which is not in the archive");
@@ -166,7 +167,11 @@ std::vector<std::pair<std::string, std::string>> legacy_tops(
     for (const std::string& id : ids) {
         if (parents.count(id) == 0) candidates.push_back(id);
     }
+    if (candidates.empty()) {
+        fail(index, "legacy layers", "every layer is some layer's parent (the parent links loop)");
+    }
     if (candidates.size() != 1) {
+        std::sort(candidates.begin(), candidates.end());
         std::string list;
         for (const std::string& id : candidates) list += (list.empty() ? "" : ", ") + id;
         fail(index, "legacy layers",

@@ -63,8 +63,7 @@ private:
 
 // Throws Error "<index.where()>: <doc>: <what>", for failures that are not
 // about one value of a parsed document.
-[[noreturn]] void fail(const ArchiveIndex& index, const std::string& doc,
-                       const std::string& what);
+[[noreturn]] void fail(const ArchiveIndex& index, const std::string& doc, const std::string& what);
 
 // rootfs.diff_ids of an image config, each checked to be a sha256 digest.
 // Throws Error if the config is not an object or has no rootfs.diff_ids.

@@ -61,8 +61,7 @@ bool next_header(archive* a, archive_entry** entry, const std::string& where) {
 // Streams one entry's bytes with pread from a known offset of the tar file.
 class PreadSource : public ByteSource {
 public:
-    PreadSource(const std::filesystem::path& path, int64_t offset, uint64_t size,
-                std::string label)
+    PreadSource(const std::filesystem::path& path, int64_t offset, uint64_t size, std::string label)
         : offset_(offset), remaining_(size), label_(std::move(label)) {
         fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd_ < 0) throw_errno(label_ + ": cannot open the archive");
@@ -106,9 +105,8 @@ public:
                 throw Error(label_ + ": the archive changed since it was indexed");
             }
         }
-        auto seen = normalize_entry_name(archive_entry_pathname(entry) != nullptr
-                                             ? archive_entry_pathname(entry)
-                                             : "");
+        auto seen = normalize_entry_name(
+            archive_entry_pathname(entry) != nullptr ? archive_entry_pathname(entry) : "");
         if (!seen || *seen != name) {
             throw Error(label_ + ": the archive changed since it was indexed");
         }
@@ -202,8 +200,7 @@ private:
     };
 
     void build(bool allow_pread);
-    void add(archive* a, archive_entry* entry, uint64_t ordinal, bool compressed,
-             bool allow_pread);
+    void add(archive* a, archive_entry* entry, uint64_t ordinal, bool compressed, bool allow_pread);
     std::optional<std::pair<std::string, const Node*>> resolve(const std::string& name) const;
     std::optional<std::string> follow(const std::string& link, const Node& node,
                                       const std::string& rest) const;
@@ -226,7 +223,7 @@ private:
 };
 
 void TarIndex::build(bool allow_pread) {
-    struct stat st{};
+    struct stat st {};
     if (::stat(path_.c_str(), &st) != 0) throw_errno(where_ + ": cannot open");
     if (!S_ISREG(st.st_mode)) throw Error(where_ + ": neither a regular file nor a directory");
     file_size_ = st.st_size;
@@ -316,8 +313,8 @@ std::optional<std::pair<std::string, const TarIndex::Node*>> TarIndex::resolve(
             std::string prefix = path->substr(0, slash);
             auto it = nodes_.find(prefix);
             const Node* node = it == nodes_.end() ? nullptr : &it->second;
-            if (node != nullptr && (node->kind == Kind::Symlink ||
-                                    (node->kind == Kind::Hardlink && last))) {
+            if (node != nullptr &&
+                (node->kind == Kind::Symlink || (node->kind == Kind::Hardlink && last))) {
                 if (++hops > kMaxLinkHops) {
                     throw Error(where_ + ": '" + name + "': more than " +
                                 std::to_string(kMaxLinkHops) + " links (a link loop?)");
@@ -339,8 +336,7 @@ std::optional<std::pair<std::string, const TarIndex::Node*>> TarIndex::resolve(
 
 }  // namespace
 
-std::unique_ptr<ArchiveIndex> open_tar_index(const std::filesystem::path& path,
-                                             bool allow_pread) {
+std::unique_ptr<ArchiveIndex> open_tar_index(const std::filesystem::path& path, bool allow_pread) {
     return std::make_unique<TarIndex>(path, allow_pread);
 }
 

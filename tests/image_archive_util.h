@@ -26,7 +26,8 @@ namespace fs = std::filesystem;
 // one the build points at.
 inline fs::path shared_images() {
     const char* env = std::getenv("STRATA_SHARED");
-    fs::path shared = env != nullptr && *env != '\0' ? fs::path(env) : fs::path(STRATA_SHARED_DEFAULT);
+    fs::path shared =
+        env != nullptr && *env != '\0' ? fs::path(env) : fs::path(STRATA_SHARED_DEFAULT);
     return shared / "images";
 }
 
@@ -72,7 +73,8 @@ inline std::string run(const std::string& command) {
     char buf[4096];
     while (size_t n = std::fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
     int status = ::pclose(pipe);
-    if (status != 0) throw std::runtime_error("command failed (" + std::to_string(status) + "): " + command);
+    if (status != 0)
+        throw std::runtime_error("command failed (" + std::to_string(status) + "): " + command);
     return out;
 }
 
@@ -98,7 +100,9 @@ inline OutsideDigests outside_digests(const std::string& extract, const fs::path
     d.raw = sha256_of_output("cat " + blob);
     d.size = std::stoull(run("stat -c %s " + blob));
     std::string magic = run("head -c 4 " + blob + " | od -An -tx1 | tr -d ' \\n'");
-    std::string tool = magic.rfind("1f8b", 0) == 0 ? "zcat" : magic == "28b52ffd" ? "zstdcat" : "cat";
+    std::string tool = magic.rfind("1f8b", 0) == 0 ? "zcat"
+                       : magic == "28b52ffd"       ? "zstdcat"
+                                                   : "cat";
     d.uncompressed = sha256_of_output(tool + " " + blob);
     run("rm -f " + blob);
     return d;

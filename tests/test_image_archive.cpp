@@ -7,7 +7,6 @@
 // test_image_archive_crafted.cpp.
 #define BOOST_TEST_MODULE image_archive
 #include <boost/test/unit_test.hpp>
-
 #include <map>
 #include <set>
 
@@ -136,7 +135,8 @@ BOOST_AUTO_TEST_CASE(one_image_in_three_layouts_has_one_config_and_diff_ids) {
     auto docker = ImageArchive::open(shared_images() / "tzdata-docker.tar");
     auto gzip = ImageArchive::open(shared_images() / "tzdata-oci-gzip.tar");
     auto zstd = ImageArchive::open(shared_images() / "tzdata-oci-zstd.tar");
-    const std::string config = "sha256:a2e4e392823938f447a3d19018489a208a0eb7673b0a4a62f8a52c1dfb97cfd8";
+    const std::string config =
+        "sha256:a2e4e392823938f447a3d19018489a208a0eb7673b0a4a62f8a52c1dfb97cfd8";
     for (auto* a : {docker.get(), gzip.get(), zstd.get()}) {
         BOOST_TEST(a->images()[0].config_digest == config);
         BOOST_TEST(diff_ids(a->images()[0]) == diff_ids(docker->images()[0]));
@@ -228,8 +228,9 @@ BOOST_AUTO_TEST_CASE(compressed_outer_tars_are_scanned) {
         const char* file;
         const char* tool;
     };
-    for (Case c : {Case{"tzdata-oci-zstd.tar", "gzip"}, Case{"public/ggcr-whiteout_image.tar", "zstd"},
-                   Case{"public/moby-emptyLayer.tar", "gzip"}}) {
+    for (Case c :
+         {Case{"tzdata-oci-zstd.tar", "gzip"}, Case{"public/ggcr-whiteout_image.tar", "zstd"},
+          Case{"public/moby-emptyLayer.tar", "gzip"}}) {
         BOOST_TEST_CONTEXT(c.file << " through " << c.tool) {
             fs::path plain = shared_images() / c.file;
             fs::path packed = tmp.path() / (fs::path(c.file).filename().string() + ".packed");
@@ -262,9 +263,11 @@ BOOST_AUTO_TEST_CASE(rescanning_reader_matches_pread_and_resolves_podman_links) 
         }
     }
     BOOST_TEST(links == 3u);
-    auto link = pread->find("./f35ee6f66b4a46cf6e36e3b98024135a363c0edf1d62f796709dc49f6bd0f8e4/layer.tar");
+    auto link =
+        pread->find("./f35ee6f66b4a46cf6e36e3b98024135a363c0edf1d62f796709dc49f6bd0f8e4/layer.tar");
     BOOST_REQUIRE(link);
-    BOOST_TEST(link->name == "2c348657ad94f5057f7b6df9e0d11d25585c347207350b15ffcac4a6d36cbd30.tar");
+    BOOST_TEST(link->name ==
+               "2c348657ad94f5057f7b6df9e0d11d25585c347207350b15ffcac4a6d36cbd30.tar");
     BOOST_TEST(link->size == 16868864u);
 }
 
