@@ -1,0 +1,171 @@
+// apply_layer_tar: regular files, symlinks, devices, fifos and hard links.
+//
+// Invariants:
+//   - a new file is always created afresh (O_CREAT | O_EXCL | O_NOFOLLOW)
+//     after any earlier entry at its path is removed, so no write can go
+//     through a symlink or into a hard link's other names;
+//   - metadata order is owner, then mode (chown clears setuid/setgid), then
+//     xattrs (chown clears security.capability), then times;
+//   - a hard link only ever joins a file of this layer; a target that only
+//     the lower chain has is first copied up into this layer.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "engine/error.h"
+#include "engine/layer_applier.h"
+#include "engine/overlay_format.h"
+
+namespace strata::codec {
+
+namespace {
+
+std::string read_link_at(int dirfd, const std::string& name, size_t hint,
+                         const std::string& display) {
+    std::string buf(hint + 1, '\0');
+    for (;;) {
+        ssize_t n = ::readlinkat(dirfd, name.c_str(), buf.data(), buf.size());
+        if (n < 0) throw_errno("cannot read symlink " + display);
+        if (static_cast<size_t>(n) < buf.size()) {
+            buf.resize(static_cast<size_t>(n));
+            return buf;
+        }
+        buf.resize(buf.size() * 2);
+    }
+}
+
+}  // namespace
+
+void Applier::apply_file(const TarEntry& e, const Comps& comps) {
+    int parent = prepare_slot(comps);
+    const std::string& name = comps.back();
+    std::string rel = join_components(comps, comps.size());
+    UniqueFd fd(
+        ::openat(parent, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd.valid()) throw_errno("cannot create file");
+
+    // Runs of content at their offsets; the gaps of sparse entries stay holes.
+    const void* buf = nullptr;
+    size_t len = 0;
+    int64_t offset = 0;
+    while (in_->read_block(&buf, &len, &offset)) {
+        if (offset < 0 || static_cast<uint64_t>(offset) + len > static_cast<uint64_t>(e.size)) {
+            throw Error("content runs past the entry size");
+        }
+        write_all_at(fd.get(), buf, len, offset, rel);
+        content_bytes_ += len;
+    }
+    if (::ftruncate(fd.get(), e.size) != 0) throw_errno("cannot set the file size");
+    apply_meta_fd(fd.get(), e.uid, e.gid, e.mode, content_xattrs(e.xattrs), e.times, rel);
+}
+
+void Applier::apply_symlink(const TarEntry& e, const Comps& comps) {
+    if (e.link.empty()) throw Error("symlink has an empty target");
+    int parent = prepare_slot(comps);
+    const std::string& name = comps.back();
+    if (::symlinkat(e.link.c_str(), parent, name.c_str()) != 0) {
+        throw_errno("cannot create symlink");
+    }
+    apply_meta_at(parent, name, e.uid, e.gid, e.mode, false, content_xattrs(e.xattrs), e.times,
+                  join_components(comps, comps.size()));
+}
+
+void Applier::apply_node(const TarEntry& e, const Comps& comps) {
+    mode_t type = e.kind == TarEntry::Kind::CharDev    ? S_IFCHR
+                  : e.kind == TarEntry::Kind::BlockDev ? S_IFBLK
+                                                       : S_IFIFO;
+    dev_t dev = type == S_IFIFO ? 0 : makedev(e.dev_major, e.dev_minor);
+    int parent = prepare_slot(comps);
+    const std::string& name = comps.back();
+    if (::mknodat(parent, name.c_str(), type | (e.mode & 07777), dev) != 0) {
+        throw_errno(type == S_IFIFO ? "cannot create fifo" : "cannot create device node");
+    }
+    apply_meta_at(parent, name, e.uid, e.gid, e.mode, true, content_xattrs(e.xattrs), e.times,
+                  join_components(comps, comps.size()));
+}
+
+void Applier::apply_hardlink(const TarEntry& e, const Comps& comps, FileRecord& rec) {
+    Comps tcomps;
+    try {
+        tcomps = split_entry_path(e.link);
+    } catch (const Error&) {
+        throw Error("hard link target '" + e.link + "' escapes the layer");
+    }
+    if (tcomps.empty()) throw Error("hard link target is the layer root");
+    std::string trel = join_components(tcomps, tcomps.size());
+    std::string rel = join_components(comps, comps.size());
+    rec.link_target = trel;
+    if (trel == rel) throw Error("hard link to itself");
+
+    UniqueFd tdir = link_target_dir(tcomps, trel);
+    int parent = prepare_slot(comps);
+    if (::linkat(tdir.get(), tcomps.back().c_str(), parent, comps.back().c_str(), 0) != 0) {
+        throw_errno("cannot link to '" + trel + "'");
+    }
+}
+
+UniqueFd Applier::link_target_dir(const Comps& tcomps, const std::string& trel) {
+    const std::string& tname = tcomps.back();
+    UniqueFd tdir = open_dir_path(root_.get(), tcomps, tcomps.size() - 1);
+    if (tdir.valid()) {
+        struct stat st;
+        if (::fstatat(tdir.get(), tname.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            if (is_whiteout(st)) throw Error("hard link target '" + trel + "' is deleted");
+            if (S_ISDIR(st.st_mode)) {
+                throw Error("hard link target '" + trel + "' is a directory");
+            }
+            return tdir;
+        }
+        if (errno != ENOENT) throw_errno("cannot stat hard link target '" + trel + "'");
+    }
+
+    // Not in this layer: the lower chain's file is copied up first, unless
+    // this layer hides the lower chain there.
+    std::optional<LowerChain::Hit> hit;
+    if (!layer_hides_lower(root_.get(), tcomps, tcomps.size() - 1)) hit = lower_.lookup(trel);
+    if (!hit) throw Error("hard link target '" + trel + "' does not exist");
+    if (S_ISDIR(hit->st.st_mode)) throw Error("hard link target '" + trel + "' is a directory");
+    int parent = dirs_.dir(tcomps, tcomps.size() - 1);
+    copy_up(*hit, parent, tname, trel);
+    UniqueFd own(::fcntl(parent, F_DUPFD_CLOEXEC, 0));
+    if (!own.valid()) throw_errno("cannot duplicate a directory descriptor");
+    return own;
+}
+
+void Applier::copy_up(const LowerChain::Hit& hit, int parent, const std::string& name,
+                      const std::string& trel) {
+    const struct stat& st = hit.st;
+    std::string display = "copy of '" + trel + "' from the lower chain";
+    Xattrs xattrs = read_xattrs_at(hit.parent.get(), hit.name, display);
+    FileTimes times = times_of(st);
+    uint32_t mode = st.st_mode & 07777;
+
+    if (S_ISREG(st.st_mode)) {
+        UniqueFd in(
+            ::openat(hit.parent.get(), hit.name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        if (!in.valid()) throw_errno("cannot open " + display);
+        UniqueFd out(::openat(parent, name.c_str(),
+                              O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (!out.valid()) throw_errno("cannot create " + display);
+        copy_file_content(in.get(), out.get(), st.st_size, display);
+        content_bytes_ += static_cast<uint64_t>(st.st_size);
+        apply_meta_fd(out.get(), st.st_uid, st.st_gid, mode, xattrs, times, display);
+    } else if (S_ISLNK(st.st_mode)) {
+        std::string target =
+            read_link_at(hit.parent.get(), hit.name, static_cast<size_t>(st.st_size), display);
+        if (::symlinkat(target.c_str(), parent, name.c_str()) != 0) {
+            throw_errno("cannot create " + display);
+        }
+        apply_meta_at(parent, name, st.st_uid, st.st_gid, mode, false, xattrs, times, display);
+    } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode)) {
+        if (::mknodat(parent, name.c_str(), st.st_mode & (S_IFMT | 07777), st.st_rdev) != 0) {
+            throw_errno("cannot create " + display);
+        }
+        apply_meta_at(parent, name, st.st_uid, st.st_gid, mode, true, xattrs, times, display);
+    } else {
+        throw Error("hard link target '" + trel + "' cannot be copied from the lower chain");
+    }
+}
+
+}  // namespace strata::codec
