@@ -7,8 +7,11 @@
 //   - a path of `mounted` absent from the lower chain is copied;
 //   - a non-directory that differs from the lower one in type, mode, owner,
 //     mtime, size, content, symlink target, device number, xattrs or
-//     hard-link group is copied (hard-link groups are compared as the sets
-//     of paths sharing the inode, so a group is copied whole or not at all);
+//     hard-link group is copied. Hard-link groups are compared as sets of
+//     paths: the paths sharing the inode in `mounted` against the paths
+//     sharing the lower inode that `mounted` still has. Every member of a
+//     group gets the same answer, so a group is copied whole (and stays one
+//     group) or left to the lower chain whole;
 //   - a directory that differs from the lower directory only in metadata,
 //     or that has changed entries below it, becomes a plain directory that
 //     merges with the lower one;
@@ -44,7 +47,6 @@ struct UpperEntry {
 // The entries of the new top layer, each directory before its contents.
 // Throws Error naming the path if `mounted` holds something the overlay form
 // cannot express (a character device 0:0 reads as a whiteout) or on I/O errors.
-std::vector<UpperEntry> plan_capture(const std::filesystem::path& mounted,
-                                     const MergedView& lower);
+std::vector<UpperEntry> plan_capture(const std::filesystem::path& mounted, const MergedView& lower);
 
 }  // namespace strata

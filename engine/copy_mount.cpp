@@ -17,11 +17,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include "engine/capture_plan.h"
 #include "engine/error.h"
@@ -154,8 +153,8 @@ void swap_into_place(const std::filesystem::path& tmp, const std::filesystem::pa
     ScopedFd parent = open_dir(upper.parent_path());
     // LIMITATION: needs a file system with RENAME_EXCHANGE (ext4, xfs, btrfs,
     // tmpfs have it); a two-rename fallback with a recovery step would lift it.
-    if (::renameat2(parent.get(), tmp.filename().c_str(), parent.get(),
-                    upper.filename().c_str(), RENAME_EXCHANGE) != 0) {
+    if (::renameat2(parent.get(), tmp.filename().c_str(), parent.get(), upper.filename().c_str(),
+                    RENAME_EXCHANGE) != 0) {
         throw_errno("cannot swap the captured layer " + tmp.string() + " into " + upper.string());
     }
     if (::fsync(parent.get()) != 0) throw_errno("cannot fsync " + upper.parent_path().string());

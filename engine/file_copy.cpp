@@ -98,8 +98,8 @@ void copy_regular(const std::filesystem::path& src, const struct stat& st, int d
     if (::fstat(in.get(), &now) != 0) throw_errno("cannot stat " + src.string());
     if (!S_ISREG(now.st_mode)) throw Error("cannot copy " + display + ": source changed type");
 
-    int fd = ::openat(dirfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                      0600);
+    int fd =
+        ::openat(dirfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) throw_errno("cannot create " + display);
     ScopedFd out(fd);
     copy_data(in.get(), out.get(), now.st_size, display);

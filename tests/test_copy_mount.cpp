@@ -44,7 +44,9 @@ bool has(const Manifest& m, const std::string& path) {
     return strata::test::find_entry(m, path) != nullptr;
 }
 
-std::string sha(const std::string& s) { return strata::digest_hex(strata::sha256_digest(s)); }
+std::string sha(const std::string& s) {
+    return strata::digest_hex(strata::sha256_digest(s));
+}
 
 std::string random_bytes(size_t n, unsigned seed) {
     std::mt19937 gen(seed);
@@ -365,7 +367,9 @@ void check_capture(const TempDir& tmp, const fs::path& mounted, const fs::path& 
     expect_same(want, strata::test::scan_tree(kernel.path()), "mounted vs overlayfs after capture");
 }
 
-Manifest scan_upper(const fs::path& upper) { return strata::test::scan_tree(upper); }
+Manifest scan_upper(const fs::path& upper) {
+    return strata::test::scan_tree(upper);
+}
 
 bool is_whiteout_entry(const Manifest& m, const std::string& path) {
     const ManifestEntry* e = strata::test::find_entry(m, path);
@@ -386,8 +390,8 @@ BOOST_AUTO_TEST_CASE(capture_records_additions_and_modifications) {
     m.file("srv/a", "linked new").hardlink("srv/b", "srv/a");
     m.file("etc/passwd", "root:x:0:0:changed\n");
     struct stat ca = lstat_of(m.at("etc/ssl/certs/ca.pem"));  // same size and mtime
-    m.file("etc/ssl/certs/ca.pem", "CERTIFICATE-0002").mtime("etc/ssl/certs/ca.pem",
-                                                            ca.st_mtim.tv_sec, ca.st_mtim.tv_nsec);
+    m.file("etc/ssl/certs/ca.pem", "CERTIFICATE-0002")
+        .mtime("etc/ssl/certs/ca.pem", ca.st_mtim.tv_sec, ca.st_mtim.tv_nsec);
     m.chmod("usr/bin/tool", 0700).owner("data/xattr-file", 1000, 1000);
     m.xattr("usr/lib/libx.so.1", "user.new", "1").xattr("data/xattr-file", "user.k", "w");
     m.remove("usr/lib/libx.so").symlink("usr/lib/libx.so", "libx.so.2");
@@ -400,8 +404,8 @@ BOOST_AUTO_TEST_CASE(capture_records_additions_and_modifications) {
                           "usr/lib/libx.so.1", "usr/lib/libx.so", "devnode"}) {
         BOOST_TEST(has(up, p), p);
     }
-    for (const char* p : {"usr/bin/suid", "tree", "etc/hosts", "var/log/old.log", "data/linked1",
-                          "pipe", "opt"}) {
+    for (const char* p :
+         {"usr/bin/suid", "tree", "etc/hosts", "var/log/old.log", "data/linked1", "pipe", "opt"}) {
         BOOST_TEST(!has(up, p), p);
     }
     BOOST_TEST(entry(up, ".").mode == 0700u);
@@ -454,7 +458,7 @@ BOOST_AUTO_TEST_CASE(capture_keeps_hard_links) {
 
     TreeBuilder m(mounted);
     m.file("data/linked1", "rewritten through one name");  // both names see it
-    m.hardlink("etc/passwd-link", "etc/passwd");            // a new name for a lower file
+    m.hardlink("etc/passwd-link", "etc/passwd");           // a new name for a lower file
     m.dir("new").file("new/one", "1").hardlink("new/two", "new/one");
     strata::capture(mounted, lower, upper.root());
 
@@ -463,6 +467,26 @@ BOOST_AUTO_TEST_CASE(capture_keeps_hard_links) {
     BOOST_TEST(entry(up, "etc/passwd-link").link_group == "etc/passwd");
     BOOST_TEST(entry(up, "new/two").link_group == "new/one");
     BOOST_TEST(entry(up, "data/linked1").sha256 == sha("rewritten through one name"));
+    check_capture(tmp, mounted, upper.root(), lower, "c1");
+}
+
+BOOST_AUTO_TEST_CASE(capture_splits_a_lower_hard_link_group) {
+    TempDir tmp("strata-copy");
+    std::vector<fs::path> lower = build_lower(tmp);
+    TreeBuilder upper(tmp / "upper");
+    fs::path mounted = mount_copy(tmp, upper.root(), lower, "mnt");
+
+    // An equal but separate file in place of one name of a lower group:
+    // neither name may be left to the lower layer, which links them.
+    TreeBuilder m(mounted);
+    struct stat st = lstat_of(m.at("data/linked1"));
+    m.remove("data/linked2").file("data/linked2", "linked", 0644);
+    m.mtime("data/linked2", st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+    strata::capture(mounted, lower, upper.root());
+
+    Manifest up = scan_upper(upper.root());
+    BOOST_TEST(entry(up, "data/linked1").link_group == "data/linked1");
+    BOOST_TEST(entry(up, "data/linked2").link_group == "data/linked2");
     check_capture(tmp, mounted, upper.root(), lower, "c1");
 }
 
@@ -488,8 +512,8 @@ BOOST_AUTO_TEST_CASE(capture_drops_what_a_later_session_undid) {
     // Put etc/passwd back exactly as the lower chain has it.
     fs::path orig = lower[1] / "etc" / "passwd";
     struct stat os = lstat_of(orig);
-    m2.file("etc/passwd", "root:x:0:0\n", 0644).mtime("etc/passwd", os.st_mtim.tv_sec,
-                                                      os.st_mtim.tv_nsec);
+    m2.file("etc/passwd", "root:x:0:0\n", 0644)
+        .mtime("etc/passwd", os.st_mtim.tv_sec, os.st_mtim.tv_nsec);
     strata::capture(second, lower, upper.root());
 
     Manifest up2 = scan_upper(upper.root());

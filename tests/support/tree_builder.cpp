@@ -97,8 +97,8 @@ TreeBuilder& TreeBuilder::socket(const std::string& rel, mode_t mode) {
     return chmod(rel, mode);
 }
 
-TreeBuilder& TreeBuilder::device(const std::string& rel, char type, unsigned major,
-                                 unsigned minor, mode_t mode) {
+TreeBuilder& TreeBuilder::device(const std::string& rel, char type, unsigned major, unsigned minor,
+                                 mode_t mode) {
     mode_t kind = type == 'b' ? S_IFBLK : S_IFCHR;
     check(::mknod(at(rel).c_str(), kind | 0600, makedev(major, minor)) == 0, "mknod", at(rel));
     return chmod(rel, mode);

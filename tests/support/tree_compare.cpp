@@ -65,14 +65,22 @@ std::string content_digest(const std::filesystem::path& p) {
 
 char type_of(mode_t mode) {
     switch (mode & S_IFMT) {
-        case S_IFREG: return 'f';
-        case S_IFDIR: return 'd';
-        case S_IFLNK: return 'l';
-        case S_IFCHR: return 'c';
-        case S_IFBLK: return 'b';
-        case S_IFIFO: return 'p';
-        case S_IFSOCK: return 's';
-        default: return '?';
+        case S_IFREG:
+            return 'f';
+        case S_IFDIR:
+            return 'd';
+        case S_IFLNK:
+            return 'l';
+        case S_IFCHR:
+            return 'c';
+        case S_IFBLK:
+            return 'b';
+        case S_IFIFO:
+            return 'p';
+        case S_IFSOCK:
+            return 's';
+        default:
+            return '?';
     }
 }
 
@@ -80,7 +88,7 @@ struct Scan {
     std::filesystem::path root;
     ManifestOptions opts;
     Manifest out;
-    std::map<std::string, std::pair<dev_t, ino_t>> inode_of;  // non-directories only
+    std::map<std::string, std::pair<dev_t, ino_t>> inode_of;    // non-directories only
     std::map<std::pair<dev_t, ino_t>, std::string> first_path;  // smallest path per inode
 };
 

@@ -40,20 +40,20 @@ struct ManifestOptions {
 };
 
 struct ManifestEntry {
-    std::string path;  // relative to the root, "a/b"; "." for the root
-    char type = '?';   // 'f' file, 'd' dir, 'l' symlink, 'c' / 'b' device, 'p' fifo, 's' socket
-    unsigned mode = 0;         // permission bits incl. setuid, setgid, sticky (07777)
+    std::string path;   // relative to the root, "a/b"; "." for the root
+    char type = '?';    // 'f' file, 'd' dir, 'l' symlink, 'c' / 'b' device, 'p' fifo, 's' socket
+    unsigned mode = 0;  // permission bits incl. setuid, setgid, sticky (07777)
     uid_t uid = 0;
     gid_t gid = 0;
-    uint64_t size = 0;         // files and symlinks; 0 for other types
-    std::string sha256;        // hex digest of a file's content; empty for other types
-    std::string link_target;   // symlinks only
-    unsigned rdev_major = 0;   // devices only
+    uint64_t size = 0;        // files and symlinks; 0 for other types
+    std::string sha256;       // hex digest of a file's content; empty for other types
+    std::string link_target;  // symlinks only
+    unsigned rdev_major = 0;  // devices only
     unsigned rdev_minor = 0;
     std::map<std::string, std::string> xattrs;  // without trusted.overlay.*
-    std::string link_group;    // non-directories: smallest path sharing the inode
+    std::string link_group;                     // non-directories: smallest path sharing the inode
     bool has_mtime = false;
-    int64_t mtime_ns = 0;      // when has_mtime
+    int64_t mtime_ns = 0;  // when has_mtime
 
     bool operator==(const ManifestEntry&) const = default;
 };
