@@ -71,9 +71,11 @@ std::vector<std::string> layer_dirs(const TempDir& dir) {
 BOOST_AUTO_TEST_CASE(store_root_and_catalog_are_private) {
     TempDir dir;
     Driver d(opts(dir));
-    BOOST_TEST((fs::status(dir / "store").permissions() & fs::perms::all) == fs::perms::owner_all);
-    auto cat = fs::status(dir / "store" / "catalog.db").permissions() & fs::perms::all;
-    BOOST_TEST((cat == (fs::perms::owner_read | fs::perms::owner_write)));
+    auto mode = [](const fs::path& p) {
+        return static_cast<int>(fs::status(p).permissions() & fs::perms::all);
+    };
+    BOOST_TEST(mode(dir / "store") == 0700);
+    BOOST_TEST(mode(dir / "store" / "catalog.db") == 0600);
 }
 
 BOOST_AUTO_TEST_CASE(create_chain_and_remove_rules) {
@@ -84,7 +86,7 @@ BOOST_AUTO_TEST_CASE(create_chain_and_remove_rules) {
     d.create("sb", CreateOptions{"mid", true, {{"size", "1000"}}});
     BOOST_TEST(d.exists("sb"));
     BOOST_TEST((d.catalog().chain("sb") == std::vector<std::string>{"mid", "base"}));
-    BOOST_TEST(d.catalog().layer("sb")->kind == LayerKind::Sandbox);
+    BOOST_TEST(kind_name(d.catalog().layer("sb")->kind) == std::string("sandbox"));
 
     std::string err = error_of([&] { d.create("sb", {}); });
     BOOST_TEST(err.find("already exists") != std::string::npos, err);
@@ -106,8 +108,10 @@ BOOST_AUTO_TEST_CASE(create_chain_and_remove_rules) {
 BOOST_AUTO_TEST_CASE(bad_ids_are_refused_before_any_file_system_call) {
     TempDir dir;
     Driver d(opts(dir));
-    for (std::string id : {"", "..", "a/b", "a\\b", "x-removing", std::string(129, 'a'),
-                           std::string("ctl\x01"), ".hidden", "-flag"}) {
+    const std::vector<std::string> bad = {"",           "..",      "a/b",   "a\\b",
+                                          "x-removing", ".hidden", "-flag", std::string(129, 'a'),
+                                          "ctl\x01"};
+    for (const std::string& id : bad) {
         std::string err = error_of([&] { d.create(id, {}); });
         BOOST_TEST(err.find("invalid layer id") == 0u, err);
     }
@@ -143,7 +147,7 @@ BOOST_AUTO_TEST_CASE(refcounts_survive_the_process_and_guard_remove) {
     auto changes = d.changes("sb", std::nullopt);
     BOOST_REQUIRE(changes.size() == 1u);
     BOOST_TEST(changes[0].path == "/written");
-    BOOST_TEST(changes[0].kind == Change::Kind::Add);
+    BOOST_TEST(change_kind_name(changes[0].kind) == std::string("add"));
     BOOST_TEST(d.diff_size("sb", std::nullopt) == 5u);
 }
 
