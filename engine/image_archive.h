@@ -11,6 +11,12 @@
 //     a tar file or as a directory. Nested indexes are followed; for a
 //     multi-platform index the linux/amd64 entry (else the first) is taken.
 //
+// Image names: a docker-archive's first RepoTags entry, a legacy archive's
+// `repositories` "repo:tag", an OCI descriptor's io.containerd.image.name
+// annotation, else its org.opencontainers.image.ref.name. Each entry of an
+// OCI index.json is one image, unless every entry carries a platform: then
+// index.json is itself read as one multi-platform image.
+//
 // The archive file is read in place: small documents (manifests, configs)
 // are read whole, layer blobs are streamed once through open_blob(), and the
 // archive is never extracted to disk. Documents are size-limited so a hostile
