@@ -60,6 +60,9 @@ void require_empty(int fd, const std::filesystem::path& p) {
 }
 
 // Copies the merged directory `rel` of `view` into the open directory `fd`.
+// LIMITATION: every entry is looked up from the top of the chain again, so
+// a copy costs O(depth x layers) system calls per entry; carrying the set of
+// layers that still contribute to a directory down the walk would lift it.
 void fill_dir(const MergedView& view, LinkingCopier& copier, const std::string& rel, int fd) {
     for (const std::string& name : view.list(rel)) {
         std::string child = join(rel, name);
