@@ -106,6 +106,31 @@ RunResult run_strata(const fs::path& root, const std::vector<std::string>& args,
     return r;
 }
 
+int spawn_strata(const fs::path& root, const std::vector<std::string>& args,
+                 const std::string& stdin_file) {
+    std::vector<std::string> argv = {STRATA_BINARY, "--root", root.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> cargv;
+    for (auto& s : argv) cargv.push_back(s.data());
+    cargv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    std::string in = stdin_file.empty() ? "/dev/null" : stdin_file;
+    posix_spawn_file_actions_addopen(&fa, 0, in.c_str(), O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, cargv[0], &fa, nullptr, cargv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc == 0 ? pid : -1;
+}
+
+int wait_exit(int pid) {
+    int status = 0;
+    if (::waitpid(pid, &status, 0) != pid) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 RunResult run_shell(const std::string& command) {
     TempDir io("strata-sh");
     std::string out = (io.path() / "out").string();

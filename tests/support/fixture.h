@@ -41,6 +41,12 @@ RunResult run_strata(const std::filesystem::path& root, const std::vector<std::s
                      const std::string& stdin_file = "",
                      const std::vector<std::string>& env = {});
 
+// Starts the strata binary without waiting (output discarded); returns its
+// pid. wait_exit() reaps it and returns its exit code (128 + signal).
+int spawn_strata(const std::filesystem::path& root, const std::vector<std::string>& args,
+                 const std::string& stdin_file = "");
+int wait_exit(int pid);
+
 // Runs a shell command, returning its exit code and output.
 RunResult run_shell(const std::string& command);
 
