@@ -25,11 +25,41 @@ namespace {
 // they die with the row if the apply fails.
 constexpr size_t kIndexBatch = 2000;
 
+// A store root must be a real directory owned by us and writable by no one
+// else: anyone who can write it can plant layers or swap the catalog.
+void check_owned_private(const fs::path& p, const char* what) {
+    struct stat st;
+    if (::lstat(p.c_str(), &st) != 0) throw_errno(std::string(what) + " " + p.string());
+    if (st.st_uid != ::geteuid()) {
+        throw Error(std::string(what) + " " + p.string() + ": owned by uid " +
+                    std::to_string(st.st_uid) + ", not by this user; refusing to use it");
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+        throw Error(std::string(what) + " " + p.string() + ": writable by others (mode " + mode +
+                    "); refusing to use it");
+    }
+}
+
 void prepare_root(const fs::path& root) {
-    std::error_code ec;
-    fs::create_directories(root, ec);
-    if (ec) throw Error("store " + root.string() + ": cannot create: " + ec.message());
+    struct stat st;
+    if (::lstat(root.c_str(), &st) != 0) {
+        std::error_code ec;
+        fs::create_directories(root.parent_path(), ec);
+        if (::mkdir(root.c_str(), 0700) != 0 && errno != EEXIST) {
+            throw_errno("store " + root.string() + ": cannot create");
+        }
+    } else if (!S_ISDIR(st.st_mode)) {
+        throw Error("store " + root.string() + ": not a directory");
+    }
+    check_owned_private(root, "store");
     ::chmod(root.c_str(), 0700);
+    fs::path catalog = root / "catalog.db";
+    if (::lstat(catalog.c_str(), &st) == 0) {
+        if (!S_ISREG(st.st_mode)) throw Error("catalog " + catalog.string() + ": not a file");
+        check_owned_private(catalog, "catalog");
+    }
 }
 
 std::string opts_json(const std::vector<std::pair<std::string, std::string>>& opts) {

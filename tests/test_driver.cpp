@@ -1,6 +1,9 @@
 #define BOOST_TEST_MODULE driver
 #include <boost/test/unit_test.hpp>
+#include <unistd.h>
+
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 
 #include "engine/driver.h"
@@ -211,4 +214,31 @@ BOOST_AUTO_TEST_CASE(recovery_undoes_intents_and_collects_unknown_layers) {
     BOOST_TEST(repaired.size() == 4u);  // what the open repaired
     BOOST_TEST(d.recover().empty());    // idempotent
     BOOST_TEST(run_fsck(d, false).problems.empty());
+}
+
+BOOST_AUTO_TEST_CASE(unsafe_store_roots_are_refused) {
+    TempDir dir;
+    fs::path root = dir / "store";
+    fs::create_directories(root);
+    fs::permissions(root, fs::perms::all);  // 0777
+    std::string err = error_of([&] { Driver d(StoreOptions{root, mode_from_env()}); });
+    BOOST_TEST(err.find("writable by others (mode 0777)") != std::string::npos, err);
+    BOOST_TEST(!fs::exists(root / "catalog.db"));
+
+    fs::permissions(root, fs::perms::owner_all, fs::perm_options::replace);
+    BOOST_REQUIRE(::chown(root.c_str(), 4242, 4242) == 0);
+    err = error_of([&] { Driver d(StoreOptions{root, mode_from_env()}); });
+    BOOST_TEST(err.find("owned by uid 4242") != std::string::npos, err);
+    BOOST_TEST(!fs::exists(root / "catalog.db"));
+
+    BOOST_REQUIRE(::chown(root.c_str(), ::geteuid(), ::getegid()) == 0);
+    { Driver d(StoreOptions{root, mode_from_env()}); }
+    fs::permissions(root / "catalog.db", fs::perms::others_write, fs::perm_options::add);
+    err = error_of([&] { Driver d(StoreOptions{root, mode_from_env()}); });
+    BOOST_TEST(err.find("catalog " + (root / "catalog.db").string()) == 0u, err);
+
+    fs::path link = dir / "link";
+    fs::create_directory_symlink(root, link);
+    err = error_of([&] { Driver d(StoreOptions{link, mode_from_env()}); });
+    BOOST_TEST(err.find("not a directory") != std::string::npos, err);
 }
