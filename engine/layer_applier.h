@@ -44,6 +44,7 @@ class Applier {
     void apply_dir(const TarEntry& e, const Comps& comps);
     void apply_whiteout(const TarEntry& e, const Comps& comps);
     void apply_opaque(const Comps& comps);
+    bool marker_dir_exists(const Comps& comps);
     int prepare_slot(const Comps& comps);
     void finish_dirs();
 

@@ -5,7 +5,8 @@
 //   - every entry lands at the path it names inside the layer, reached
 //     component by component without following symlinks;
 //   - a whiteout only ever hides the lower chain: if this layer already has
-//     the name, the whiteout leaves it alone;
+//     the name, the whiteout leaves it alone; a whiteout or opaque marker
+//     whose directory the merged tree does not have changes nothing;
 //   - an opaque marker only sets the opaque xattr on its directory; entries
 //     of that directory in this layer, before or after it, stay (at the
 //     layer root, where overlayfs ignores the mark, it whites out each lower
@@ -204,9 +205,39 @@ void Applier::apply_dir(const TarEntry& e, const Comps& comps) {
     deferred_[rel] = DirMeta{e.mode, e.times};
 }
 
+// Whether the directory a whiteout or opaque marker sits in exists in the
+// tree this layer and its lower chain present. When it does not (absent
+// everywhere, or hidden by this layer), the marker has nothing to hide and
+// must not make a directory appear. A symlink or other non-directory of
+// this layer in the way counts as existing, so that dir() reports it.
+bool Applier::marker_dir_exists(const Comps& comps) {
+    size_t count = comps.size() - 1;
+    UniqueFd cur(::fcntl(root_.get(), F_DUPFD_CLOEXEC, 0));
+    if (!cur.valid()) throw_errno("cannot duplicate the layer root descriptor");
+    bool lower_hidden = false;
+    for (size_t i = 0; i < count; ++i) {
+        UniqueFd next = open_dir_at(cur.get(), comps[i]);
+        if (next.valid()) {
+            lower_hidden = lower_hidden || is_opaque(next.get());
+            cur = std::move(next);
+            continue;
+        }
+        struct stat st;
+        if (::fstatat(cur.get(), comps[i].c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            return !is_whiteout(st);
+        }
+        if (errno != ENOENT) throw_errno("cannot stat " + join_components(comps, i + 1));
+        if (lower_hidden) return false;
+        std::optional<LowerChain::Hit> hit = lower_.lookup(join_components(comps, count));
+        return hit && S_ISDIR(hit->st.st_mode);
+    }
+    return true;
+}
+
 void Applier::apply_whiteout(const TarEntry& e, const Comps& comps) {
     std::string name = comps.back().substr(sizeof kWhiteoutPrefix - 1);
     if (name.empty() || name == "." || name == "..") throw Error("whiteout names no file");
+    if (!marker_dir_exists(comps)) return;
     int parent = dirs_.dir(comps, comps.size() - 1);
     std::string rel = join_components(comps, comps.size() - 1);
     rel = rel.empty() ? name : rel + "/" + name;
@@ -223,6 +254,7 @@ void Applier::apply_whiteout(const TarEntry& e, const Comps& comps) {
 }
 
 void Applier::apply_opaque(const Comps& comps) {
+    if (!marker_dir_exists(comps)) return;
     int dir = dirs_.dir(comps, comps.size() - 1);
     if (comps.size() > 1) {
         set_opaque(dir, join_components(comps, comps.size() - 1));

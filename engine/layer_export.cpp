@@ -14,6 +14,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <spdlog/spdlog.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -61,6 +62,30 @@ void set_hardlink(archive_entry* e, const std::string& p) {
         archive_entry_copy_hardlink(e, p.c_str());
 }
 
+// Switches this thread to a UTF-8 character type while it lives. libarchive
+// converts names between the locale's charset and the UTF-8 of PAX records;
+// under the "C" locale many UTF-8 names fail that conversion and are then
+// written as raw bytes with hdrcharset=BINARY, which some readers warn
+// about. Thread-local (uselocale), so the rest of the process is untouched;
+// without a C.UTF-8 locale it does nothing and names still keep their bytes.
+class Utf8LocaleScope {
+  public:
+    Utf8LocaleScope() : utf8_(::newlocale(LC_CTYPE_MASK, "C.UTF-8", nullptr)) {
+        if (utf8_ != nullptr) old_ = ::uselocale(utf8_);
+    }
+    ~Utf8LocaleScope() {
+        if (utf8_ == nullptr) return;
+        ::uselocale(old_);
+        ::freelocale(utf8_);
+    }
+    Utf8LocaleScope(const Utf8LocaleScope&) = delete;
+    Utf8LocaleScope& operator=(const Utf8LocaleScope&) = delete;
+
+  private:
+    locale_t utf8_;
+    locale_t old_ = nullptr;
+};
+
 std::string sibling(const std::string& rel, const std::string& name) {
     size_t slash = rel.rfind('/');
     return slash == std::string::npos ? name : rel.substr(0, slash + 1) + name;
@@ -94,7 +119,10 @@ class Exporter {
 
 Exporter::Exporter(ByteSink& out) : out_(out), a_(archive_write_new()), buf_(kChunk) {
     if (a_ == nullptr) throw Error("layer export: cannot allocate a tar writer");
+    // xattrs only as SCHILY.xattr records, the form other engines read (by
+    // default libarchive writes each one twice, also as LIBARCHIVE.xattr).
     if (archive_write_set_format_pax_restricted(a_) != ARCHIVE_OK ||
+        archive_write_set_format_option(a_, "pax", "xattrheader", "SCHILY") != ARCHIVE_OK ||
         archive_write_add_filter_none(a_) != ARCHIVE_OK ||
         archive_write_open(a_, this, nullptr, write_cb, nullptr) != ARCHIVE_OK) {
         try {
@@ -270,6 +298,7 @@ void Exporter::content(int fd, const struct stat& st, archive_entry* e, const st
 }  // namespace
 
 void write_layer_tar(const std::filesystem::path& layer_dir, ByteSink& out) {
+    Utf8LocaleScope utf8;
     Exporter exporter(out);
     exporter.run(layer_dir);
 }

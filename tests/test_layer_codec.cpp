@@ -289,7 +289,9 @@ BOOST_AUTO_TEST_CASE(whiteout_and_opaque_markers) {
                           .file("var/before", "1")
                           .opaque("var")  // after entries of the same dir
                           .file("var/after", "2")
-                          .opaque("new/deep")  // missing dirs are created
+                          .opaque("new/deep")  // no such directory: nothing to hide
+                          .whiteout("old")
+                          .whiteout("old/x")  // below a whiteout: nothing to hide
                           .finish();
     std::vector<FileRecord> recs;
     apply_tar(tar, tmp / "l", {}, &recs);
@@ -302,7 +304,8 @@ BOOST_AUTO_TEST_CASE(whiteout_and_opaque_markers) {
     BOOST_TEST(xattr(l / "var", "trusted.overlay.opaque").value_or("") == "y");
     BOOST_TEST(content(l / "var/before") == "1");
     BOOST_TEST(content(l / "var/after") == "2");
-    BOOST_TEST(xattr(l / "new/deep", "trusted.overlay.opaque").value_or("") == "y");
+    BOOST_TEST(!present(l / "new"));
+    BOOST_TEST(is_whiteout_at(l / "old"));
     BOOST_TEST(!xattr(l / "etc", "trusted.overlay.opaque").has_value());
     BOOST_TEST(!present(l / "etc/.wh.motd"));
     BOOST_TEST(!present(l / "var/.wh..wh..opq"));
@@ -494,7 +497,14 @@ BOOST_AUTO_TEST_CASE(missing_parents_take_lower_metadata) {
     l1.dir("etc/ssh", 0700).mtime("etc/ssh", 1'100'000'500, 0).mtime("etc", 1'100'000'000, 0);
     strata::test::TreeBuilder l0(tmp / "l0");
     l0.dir("opt", 0711).owner("opt", 9, 9);
-    std::string tar = TarBuilder().file("etc/ssh/config", "c").file("opt/x/y", "y").finish();
+    l0.dir("srv", 0701).dir("srv/www", 0710).file("srv/www/index", "i");
+    std::string tar = TarBuilder()
+                          .file("etc/ssh/config", "c")
+                          .file("opt/x/y", "y")
+                          .whiteout("srv/www/index")
+                          .opaque("srv/www")
+                          .whiteout("nowhere/x")
+                          .finish();
     apply_tar(tar, tmp / "l2", {tmp / "l1", tmp / "l0"});
     fs::path l2 = tmp / "l2";
     struct stat etc = lst(l2 / "etc");
@@ -509,6 +519,12 @@ BOOST_AUTO_TEST_CASE(missing_parents_take_lower_metadata) {
     BOOST_TEST(lst(l2 / "opt").st_uid == 9u);
     BOOST_TEST((lst(l2 / "opt/x").st_mode & 07777) == 0755u);  // nowhere below: default
     BOOST_TEST(lst(l2 / "opt/x").st_uid == 0u);
+    // Markers in lower directories make them, with the lower metadata.
+    BOOST_TEST((lst(l2 / "srv").st_mode & 07777) == 0701u);
+    BOOST_TEST((lst(l2 / "srv/www").st_mode & 07777) == 0710u);
+    BOOST_TEST(xattr(l2 / "srv/www", "trusted.overlay.opaque").value_or("") == "y");
+    BOOST_TEST(is_whiteout_at(l2 / "srv/www/index"));
+    BOOST_TEST(!present(l2 / "nowhere"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
