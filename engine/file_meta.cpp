@@ -156,6 +156,19 @@ void apply_meta_at(int dirfd, const std::string& name, uint32_t uid, uint32_t gi
     }
 }
 
+std::string read_symlink_at(int dirfd, const std::string& name, const std::string& display) {
+    std::string buf(256, '\0');
+    for (;;) {
+        ssize_t n = ::readlinkat(dirfd, name.c_str(), buf.data(), buf.size());
+        if (n < 0) throw_errno("cannot read symlink " + display);
+        if (static_cast<size_t>(n) < buf.size()) {
+            buf.resize(static_cast<size_t>(n));
+            return buf;
+        }
+        buf.resize(buf.size() * 2);
+    }
+}
+
 std::vector<Extent> data_extents(int fd, off_t size, const std::string& display) {
     std::vector<Extent> out;
     off_t pos = 0;

@@ -63,6 +63,9 @@ void apply_meta_at(int dirfd, const std::string& name, uint32_t uid, uint32_t gi
                    bool set_mode, const Xattrs& xattrs, const FileTimes& times,
                    const std::string& display);
 
+// The target of the symlink `name` in `dirfd`.
+std::string read_symlink_at(int dirfd, const std::string& name, const std::string& display);
+
 // A run of file content that is not a hole.
 struct Extent {
     off_t offset = 0;

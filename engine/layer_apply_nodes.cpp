@@ -19,24 +19,6 @@
 
 namespace strata::codec {
 
-namespace {
-
-std::string read_link_at(int dirfd, const std::string& name, size_t hint,
-                         const std::string& display) {
-    std::string buf(hint + 1, '\0');
-    for (;;) {
-        ssize_t n = ::readlinkat(dirfd, name.c_str(), buf.data(), buf.size());
-        if (n < 0) throw_errno("cannot read symlink " + display);
-        if (static_cast<size_t>(n) < buf.size()) {
-            buf.resize(static_cast<size_t>(n));
-            return buf;
-        }
-        buf.resize(buf.size() * 2);
-    }
-}
-
-}  // namespace
-
 void Applier::apply_file(const TarEntry& e, const Comps& comps) {
     int parent = prepare_slot(comps);
     const std::string& name = comps.back();
@@ -152,8 +134,7 @@ void Applier::copy_up(const LowerChain::Hit& hit, int parent, const std::string&
         content_bytes_ += static_cast<uint64_t>(st.st_size);
         apply_meta_fd(out.get(), st.st_uid, st.st_gid, mode, xattrs, times, display);
     } else if (S_ISLNK(st.st_mode)) {
-        std::string target =
-            read_link_at(hit.parent.get(), hit.name, static_cast<size_t>(st.st_size), display);
+        std::string target = read_symlink_at(hit.parent.get(), hit.name, display);
         if (::symlinkat(target.c_str(), parent, name.c_str()) != 0) {
             throw_errno("cannot create " + display);
         }

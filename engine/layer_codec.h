@@ -1,7 +1,9 @@
 // The layer tar codec: OCI layer tars in and out of a posix layer directory.
 //
 // Reading (apply_layer_tar): libarchive reads the stream, plain, gzip or zstd
-// detected by content. Entries follow the OCI image-spec layer rules:
+// (or the other compressions libarchive decodes in-process) detected by
+// content; engine/tar_input.h has the pipeline. Entries follow the OCI
+// image-spec layer rules:
 // ".wh.NAME" deletes NAME from lower layers, ".wh..wh..opq" makes its
 // directory opaque (it hides lower layers only, wherever it appears in the
 // tar), a later entry for the same path replaces an earlier one, hard links,
@@ -10,7 +12,13 @@
 // resolved inside the layer directory without following symlinks; nothing
 // an archive says can touch a file outside it. Directories an entry needs but
 // the tar does not carry are created with the metadata the lower layers give
-// them. The result is in the form overlay_format.h describes.
+// them (0755 root where they have none); a symlink or other non-directory of
+// this layer where an entry needs a directory is an Error, a whiteout there
+// becomes an opaque directory. A whiteout or opaque marker whose directory the merged tree does not
+// have changes nothing; other ".wh..wh." names (aufs bookkeeping) are
+// skipped. An opaque marker at the layer root, where overlayfs ignores the
+// opaque mark, whites out each lower root entry instead. The result is in
+// the form overlay_format.h describes.
 //
 // Writing (write_layer_tar): a layer directory's own changes as an
 // uncompressed PAX tar any OCI engine can apply, whiteouts and opaque
@@ -29,6 +37,11 @@
 namespace strata {
 
 // FileRecord (storage/file_record.h): one tar entry as applied, for the file index.
+// The codec fills it as follows: `path` is the entry's name normalised ("." for
+// the layer root); whiteout ('w') and opaque-marker ('o') records keep the
+// marker's own name ("a/.wh.b", "a/.wh..wh..opq"); a hard link's
+// `link_target` is the normalised target; `xattrs_json` leaves out the
+// overlay form's own trusted.overlay.* names.
 
 struct ApplyLimits {
     uint64_t max_entries = 10'000'000;
@@ -47,29 +60,42 @@ struct ApplyResult {
 // nearest first. `on_entry` is called once per applied tar entry, in order.
 // Reads `src` to its end, so the digest covers trailing padding. Data is
 // written but not synced; the caller makes it durable.
-// Throws Error naming the entry on malformed or hostile input; the layer
-// directory is then in an undefined state and the caller destroys it.
+// Throws Error naming the entry on malformed or hostile input (for example
+// "layer tar entry 'a/../b': path escapes the layer"), and Error "layer tar
+// has more than N entries (limit N)" or "... more than N uncompressed tar
+// bytes (limit N)" past `limits`; the layer directory is then in an
+// undefined state and the caller destroys it. Exceptions from `on_entry`
+// pass through unchanged.
 ApplyResult apply_layer_tar(ByteSource& src, const std::filesystem::path& layer_dir,
                             const std::vector<std::filesystem::path>& lower,
                             const std::function<void(const FileRecord&)>& on_entry,
                             const ApplyLimits& limits = {});
 
 // Writes the changes held in `layer_dir` as an uncompressed tar to `out`.
-// Output is deterministic: entries sorted by path, parents before children.
+// Output is deterministic: entries sorted by path, parents before children
+// (names compared bytewise within each directory); the layer root itself
+// and sockets are not written; times are whole seconds. Throws Error naming
+// the path on I/O failure; exceptions from `out` pass through as Error.
 void write_layer_tar(const std::filesystem::path& layer_dir, ByteSink& out);
 
 struct Change {
     std::string path;  // "/a/b"
     enum class Kind { Add, Modify, Delete } kind;
 };
+// "add", "modify" or "delete".
 const char* change_kind_name(Change::Kind kind);
 
 // What `layer_dir` changes relative to its lower chain (nearest first),
-// sorted by path.
+// sorted by path: a whiteout is a Delete; a path the lower chain has is a
+// Modify, except a directory both have with equal mode, owner and xattrs
+// that is not opaque (only a parent of changes: not reported); anything
+// else is an Add; an opaque directory also deletes every lower child it
+// does not hold. Throws Error on I/O failure.
 std::vector<Change> layer_changes(const std::filesystem::path& layer_dir,
                                   const std::vector<std::filesystem::path>& lower);
 
 // Bytes of regular-file content held in `layer_dir` (hard links counted once).
+// Throws Error on I/O failure.
 uint64_t layer_content_size(const std::filesystem::path& layer_dir);
 
 }  // namespace strata

@@ -107,7 +107,9 @@ class Exporter {
     void data(const void* buf, size_t n, const std::string& rel);
 
     bool visit(const WalkItem& it);
-    void marker(const std::string& rel, const struct stat& st);
+    bool node(const WalkItem& it, archive_entry* e);
+    // An empty mode-0 root file: a whiteout or an opaque marker.
+    void empty_file(const std::string& rel, const struct stat& st);
     void content(int fd, const struct stat& st, archive_entry* e, const std::string& rel);
 
     ByteSink& out_;
@@ -179,9 +181,8 @@ void Exporter::run(const std::filesystem::path& layer_dir) {
     if (archive_write_close(a_) != ARCHIVE_OK) fail("layer export: cannot finish the tar");
 }
 
-void Exporter::marker(const std::string& dir_rel, const struct stat& st) {
+void Exporter::empty_file(const std::string& rel, const struct stat& st) {
     EntryPtr e = new_entry();
-    std::string rel = dir_rel + "/" + kOpaqueMarker;
     set_path(e.get(), rel);
     archive_entry_set_filetype(e.get(), AE_IFREG);
     archive_entry_set_perm(e.get(), 0);
@@ -192,15 +193,8 @@ void Exporter::marker(const std::string& dir_rel, const struct stat& st) {
 
 bool Exporter::visit(const WalkItem& it) {
     const struct stat& st = it.st;
-    EntryPtr e = new_entry();
-    archive_entry_set_mtime(e.get(), st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
     if (is_whiteout(st)) {
-        std::string rel = sibling(it.rel, kWhiteoutPrefix + it.name);
-        set_path(e.get(), rel);
-        archive_entry_set_filetype(e.get(), AE_IFREG);
-        archive_entry_set_perm(e.get(), 0);
-        archive_entry_set_size(e.get(), 0);
-        header(e.get(), rel);
+        empty_file(sibling(it.rel, kWhiteoutPrefix + it.name), st);
         return false;
     }
     if (S_ISSOCK(st.st_mode)) {
@@ -208,7 +202,9 @@ bool Exporter::visit(const WalkItem& it) {
         return false;
     }
 
+    EntryPtr e = new_entry();
     set_path(e.get(), it.rel);
+    archive_entry_set_mtime(e.get(), st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
     archive_entry_set_perm(e.get(), st.st_mode & 07777);
     archive_entry_set_uid(e.get(), st.st_uid);
     archive_entry_set_gid(e.get(), st.st_gid);
@@ -227,30 +223,31 @@ bool Exporter::visit(const WalkItem& it) {
             return false;
         }
     }
+    return node(it, e.get());
+}
 
+bool Exporter::node(const WalkItem& it, archive_entry* e) {
+    const struct stat& st = it.st;
     if (S_ISDIR(st.st_mode)) {
-        header(e.get(), it.rel);
+        header(e, it.rel);
         UniqueFd dir = open_dir_at(it.dirfd, it.name);
         if (!dir.valid()) throw_errno("cannot open directory " + it.rel);
-        if (is_opaque(dir.get())) marker(it.rel, st);
+        if (is_opaque(dir.get())) empty_file(it.rel + "/" + kOpaqueMarker, st);
         return true;
     }
-    if (S_ISLNK(st.st_mode)) {
-        std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
-        ssize_t n = ::readlinkat(it.dirfd, it.name.c_str(), target.data(), target.size());
-        if (n < 0) throw_errno("cannot read symlink " + it.rel);
-        target.resize(static_cast<size_t>(n));
-        set_symlink(e.get(), target);
-    } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
-        archive_entry_set_rdevmajor(e.get(), major(st.st_rdev));
-        archive_entry_set_rdevminor(e.get(), minor(st.st_rdev));
-    } else if (S_ISREG(st.st_mode)) {
+    if (S_ISREG(st.st_mode)) {
         UniqueFd fd(::openat(it.dirfd, it.name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
         if (!fd.valid()) throw_errno("cannot open " + it.rel);
-        content(fd.get(), st, e.get(), it.rel);
+        content(fd.get(), st, e, it.rel);
         return false;
     }
-    header(e.get(), it.rel);
+    if (S_ISLNK(st.st_mode)) {
+        set_symlink(e, read_symlink_at(it.dirfd, it.name, it.rel));
+    } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+        archive_entry_set_rdevmajor(e, major(st.st_rdev));
+        archive_entry_set_rdevminor(e, minor(st.st_rdev));
+    }
+    header(e, it.rel);
     return false;
 }
 

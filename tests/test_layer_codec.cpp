@@ -100,28 +100,30 @@ const FileRecord* record_for(const std::vector<FileRecord>& recs, const std::str
 
 BOOST_AUTO_TEST_SUITE(apply_entries)
 
+std::string typed_tar() {
+    return TarBuilder()
+        .dir("usr", {.mode = 0755, .mtime = 1'600'000'000})
+        .dir("usr/bin", {.mode = 0750, .uid = 3, .gid = 4, .mtime = 1'600'000'100})
+        .file("usr/bin/ping", "ELF...",
+              {.mode = 04755,
+               .uid = 0,
+               .gid = 0,
+               .mtime = 1'600'000'200,
+               .xattrs = {{"security.capability", capability_value()}, {"user.note", "hi"}}})
+        .file("usr/bin/sg", "sg", {.mode = 02711, .uid = 1000, .gid = 1001})
+        .dir("tmp", {.mode = 01777})
+        .symlink("usr/bin/pong", "ping", {.uid = 12, .gid = 13, .mtime = 1'500'000'000})
+        .hardlink("usr/bin/ping2", "usr/bin/ping")
+        .device("null", 'c', 1, 3, {.mode = 0666})
+        .device("loop0", 'b', 7, 0, {.mode = 0660, .gid = 6})
+        .fifo("pipe", {.mode = 0600})
+        .finish();
+}
+
 BOOST_AUTO_TEST_CASE(types_modes_owners_and_xattrs) {
     TempDir tmp("codec");
-    std::string tar =
-        TarBuilder()
-            .dir("usr", {.mode = 0755, .mtime = 1'600'000'000})
-            .dir("usr/bin", {.mode = 0750, .uid = 3, .gid = 4, .mtime = 1'600'000'100})
-            .file("usr/bin/ping", "ELF...",
-                  {.mode = 04755,
-                   .uid = 0,
-                   .gid = 0,
-                   .mtime = 1'600'000'200,
-                   .xattrs = {{"security.capability", capability_value()}, {"user.note", "hi"}}})
-            .file("usr/bin/sg", "sg", {.mode = 02711, .uid = 1000, .gid = 1001})
-            .dir("tmp", {.mode = 01777})
-            .symlink("usr/bin/pong", "ping", {.uid = 12, .gid = 13, .mtime = 1'500'000'000})
-            .hardlink("usr/bin/ping2", "usr/bin/ping")
-            .device("null", 'c', 1, 3, {.mode = 0666})
-            .device("loop0", 'b', 7, 0, {.mode = 0660, .gid = 6})
-            .fifo("pipe", {.mode = 0600})
-            .finish();
-    std::vector<FileRecord> recs;
-    ApplyResult r = apply_tar(tar, tmp / "l", {}, &recs);
+    std::string tar = typed_tar();
+    ApplyResult r = apply_tar(tar, tmp / "l");
     fs::path l = tmp / "l";
 
     BOOST_TEST(r.entries == 10u);
@@ -167,7 +169,12 @@ BOOST_AUTO_TEST_CASE(types_modes_owners_and_xattrs) {
     BOOST_TEST(loop.st_rdev == makedev(7, 0));
     BOOST_TEST(loop.st_gid == 6u);
     BOOST_TEST(S_ISFIFO(lst(l / "pipe").st_mode));
+}
 
+BOOST_AUTO_TEST_CASE(records_describe_each_entry) {
+    TempDir tmp("codec");
+    std::vector<FileRecord> recs;
+    apply_tar(typed_tar(), tmp / "l", {}, &recs);
     BOOST_REQUIRE(recs.size() == 10u);
     const FileRecord* rp = record_for(recs, "usr/bin/ping");
     BOOST_REQUIRE(rp != nullptr);
@@ -184,6 +191,12 @@ BOOST_AUTO_TEST_CASE(types_modes_owners_and_xattrs) {
     BOOST_TEST(record_for(recs, "loop0")->dev_major == 7u);
     BOOST_TEST(record_for(recs, "pipe")->type == 'p');
     BOOST_TEST(record_for(recs, "usr")->xattrs_json == "");
+    BOOST_TEST(record_for(recs, "usr")->type == 'd');
+    BOOST_TEST(record_for(recs, "usr/bin/pong")->type == 'l');
+    BOOST_TEST(record_for(recs, "null")->type == 'c');
+    BOOST_TEST(record_for(recs, "null")->dev_minor == 3u);
+    BOOST_TEST(recs.front().path == "usr");  // archive order
+    BOOST_TEST(recs.back().path == "pipe");
 }
 
 BOOST_AUTO_TEST_CASE(names_are_normalised_and_root_entry_applies_to_the_root) {
@@ -465,8 +478,10 @@ BOOST_AUTO_TEST_CASE(hard_link_to_a_lower_file_copies_it_up) {
     l0.dir("bin", 0751).file("bin/tool", "tool body").owner("bin/tool", 5, 6);
     l0.chmod("bin/tool", 04750);  // after the owner, which clears setuid
     l0.xattr("bin/tool", "user.k", "v").capability("bin/tool").mtime("bin/tool", 1'400'000'000, 0);
+    l0.symlink("bin/sl", "tool").owner("bin/sl", 8, 9);
     l0.owner("bin", 2, 3).mtime("bin", 1'300'000'000, 0);
-    std::string tar = TarBuilder().hardlink("bin/tool2", "/bin/tool").finish();
+    std::string tar =
+        TarBuilder().hardlink("bin/tool2", "/bin/tool").hardlink("bin/sl2", "bin/sl").finish();
     ApplyResult r = apply_tar(tar, tmp / "l1", {tmp / "l0"});
     fs::path l1 = tmp / "l1";
     struct stat tool = lst(l1 / "bin/tool");
@@ -480,6 +495,9 @@ BOOST_AUTO_TEST_CASE(hard_link_to_a_lower_file_copies_it_up) {
     BOOST_TEST(lst(l1 / "bin/tool2").st_ino == tool.st_ino);
     BOOST_TEST(lst(tmp / "l0/bin/tool").st_nlink == 1u);  // the lower file is untouched
     BOOST_TEST(r.content_bytes == 9u);
+    BOOST_TEST(fs::read_symlink(l1 / "bin/sl").string() == "tool");
+    BOOST_TEST(lst(l1 / "bin/sl").st_uid == 8u);
+    BOOST_TEST(lst(l1 / "bin/sl2").st_ino == lst(l1 / "bin/sl").st_ino);
     struct stat bin = lst(l1 / "bin");
     BOOST_TEST((bin.st_mode & 07777) == 0751u);
     BOOST_TEST(bin.st_uid == 2u);
