@@ -58,6 +58,25 @@ std::string env_or(const char* name, const std::string& fallback) {
     return v && *v ? v : fallback;
 }
 
+// The first positional word, if it names no verb ("" otherwise).
+std::string unknown_verb(CLI::App& app, int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (arg == "--root" || arg == "--log-level" || arg == "--mount-mode") {
+            ++i;
+            continue;
+        }
+        if (arg.rfind("-", 0) == 0) continue;
+        try {
+            app.get_subcommand(arg);
+            return "";
+        } catch (const CLI::OptionNotFound&) {
+            return arg;
+        }
+    }
+    return "";
+}
+
 void setup_logging(const std::string& level) {
     auto logger = spdlog::stderr_color_mt("strata");
     logger->set_pattern("strata: %l: %v");
@@ -73,6 +92,7 @@ int main(int argc, char** argv) {
         "strata: a crash-consistent container layer engine. Layers, parent chains, mount\n"
         "refcounts and a per-layer file index live in one SQLite catalog; every create,\n"
         "apply and remove is a transaction that leaves no half-made layer behind."};
+    app.name("strata");
     app.require_subcommand(1);
     Globals& g = globals();
     g.root = env_or("STRATA_ROOT", "/var/lib/strata");
@@ -97,8 +117,14 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForAllHelp& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::cerr << "strata: error: " << e.what() << "\n";
-        std::cerr << "Run 'strata --help' for usage.\n";
+        std::string verb = unknown_verb(app, argc, argv);
+        std::string help = "strata --help";
+        for (const auto* sub : app.get_subcommands()) help = "strata " + sub->get_name() + " --help";
+        if (!verb.empty()) {
+            std::cerr << "strata: error: unknown verb '" << verb << "' (see 'strata --help')\n";
+        } else {
+            std::cerr << "strata: error: " << e.what() << " (see '" << help << "')\n";
+        }
         return 2;
     }
 

@@ -24,8 +24,11 @@ std::string mode_string(const FileRecord& r) {
     return buf;
 }
 
+// The index keeps the layer root's own entry as ".".
+std::string shown_path(const std::string& p) { return p == "." ? "/" : "/" + p; }
+
 nlohmann::json file_json(const FileRecord& r) {
-    nlohmann::json j = {{"path", "/" + r.path},        {"type", std::string(1, r.type)},
+    nlohmann::json j = {{"path", shown_path(r.path)},        {"type", std::string(1, r.type)},
                         {"mode", mode_string(r)},      {"uid", r.uid},
                         {"gid", r.gid},                {"size", r.size},
                         {"mtime", r.mtime}};
@@ -38,8 +41,8 @@ nlohmann::json file_json(const FileRecord& r) {
 std::string normalize(std::string p) {
     while (p.rfind("./", 0) == 0) p.erase(0, 2);
     while (!p.empty() && p[0] == '/') p.erase(0, 1);
-    while (p.size() > 1 && p.back() == '/') p.pop_back();
-    return p;
+    while (!p.empty() && p.back() == '/') p.pop_back();
+    return p.empty() ? "." : p;
 }
 
 LayerRow need_layer(Catalog& c, const std::string& id) {
@@ -134,7 +137,7 @@ int do_files(Args& a) {
             return;
         }
         std::cout << r.type << " " << mode_string(r) << " " << r.uid << ":" << r.gid << " "
-                  << r.size << " /" << r.path
+                  << r.size << " " << shown_path(r.path)
                   << (r.link_target.empty() ? "" : " -> " + r.link_target) << "\n";
     });
     if (a.json) print_json(all);
@@ -154,8 +157,8 @@ int do_find(Args& a) {
         print_json(j);
     } else {
         for (const auto& [layer, r] : hits) {
-            std::cout << layer << " " << r.type << " " << mode_string(r) << " " << r.size << " /"
-                      << r.path << "\n";
+            std::cout << layer << " " << r.type << " " << mode_string(r) << " " << r.size << " "
+                      << shown_path(r.path) << "\n";
         }
     }
     return hits.empty() ? 1 : 0;
