@@ -83,6 +83,14 @@ Xattrs read_xattrs_at(int dirfd, const std::string& name, const std::string& dis
         display);
 }
 
+bool has_xattr_at(int dirfd, const std::string& name, const std::string& key,
+                  const std::string& display) {
+    std::string p = proc_path(dirfd, name);
+    if (::lgetxattr(p.c_str(), key.c_str(), nullptr, 0) >= 0) return true;
+    if (errno == ENODATA || errno == ENOTSUP) return false;
+    throw_errno("cannot read xattr " + key + " of " + display);
+}
+
 void write_xattr_fd(int fd, const std::string& key, const std::string& value,
                     const std::string& display) {
     if (::fsetxattr(fd, key.c_str(), value.data(), value.size(), 0) != 0) {

@@ -30,6 +30,10 @@ Xattrs read_xattrs_fd(int fd, const std::string& display);
 // The xattrs of `name` in `dirfd` (not followed), as read_xattrs_fd.
 Xattrs read_xattrs_at(int dirfd, const std::string& name, const std::string& display);
 
+// Whether `name` in `dirfd` (not followed) carries the xattr `key`.
+bool has_xattr_at(int dirfd, const std::string& name, const std::string& key,
+                  const std::string& display);
+
 // Sets one xattr on the open file `fd`.
 void write_xattr_fd(int fd, const std::string& key, const std::string& value,
                     const std::string& display);

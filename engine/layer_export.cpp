@@ -10,7 +10,12 @@
 //   - a file met again under another name (same device and inode) is a
 //     hard-link entry naming the first path;
 //   - content is streamed in chunks; holes found with SEEK_DATA/SEEK_HOLE
-//     are written as a PAX (GNU 1.0) sparse map and never read.
+//     are written as a PAX (GNU 1.0) sparse map and never read;
+//   - the layer must be in the plain overlay form: a directory overlayfs
+//     renamed (trusted.overlay.redirect) or a metadata-only copy-up
+//     (trusted.overlay.metacopy) does not hold its content and is refused
+//     rather than exported wrong (the posix backend mounts with
+//     redirect_dir=off,metacopy=off, so its sandboxes never have them).
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
@@ -228,6 +233,13 @@ bool Exporter::visit(const WalkItem& it) {
 
 bool Exporter::node(const WalkItem& it, archive_entry* e) {
     const struct stat& st = it.st;
+    const char* partial = S_ISDIR(st.st_mode)   ? "trusted.overlay.redirect"
+                          : S_ISREG(st.st_mode) ? "trusted.overlay.metacopy"
+                                                : nullptr;
+    if (partial != nullptr && has_xattr_at(it.dirfd, it.name, partial, it.rel)) {
+        throw Error("layer export: '" + it.rel + "' carries " + partial +
+                    ", which a plain layer cannot hold");
+    }
     if (S_ISDIR(st.st_mode)) {
         header(e, it.rel);
         UniqueFd dir = open_dir_at(it.dirfd, it.name);

@@ -618,6 +618,16 @@ BOOST_AUTO_TEST_CASE(round_trip_keeps_the_tree) {
     BOOST_TEST(out.data.find("trusted.overlay") == std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(export_refuses_partial_overlay_entries) {
+    TempDir tmp("codec");
+    strata::test::TreeBuilder l(tmp / "l");
+    l.dir("moved").xattr("moved", "trusted.overlay.redirect", "/old");
+    strata::StringSink out;
+    BOOST_TEST(error_of([&] { strata::write_layer_tar(tmp / "l", out); }) ==
+               "layer export: 'moved' carries trusted.overlay.redirect, which a plain layer "
+               "cannot hold");
+}
+
 BOOST_AUTO_TEST_CASE(changes_against_a_lower_layer) {
     TempDir tmp("codec");
     strata::test::TreeBuilder l0(tmp / "l0");
