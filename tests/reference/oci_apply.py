@@ -32,6 +32,8 @@ defines the format). The rules it applies, per layer:
 Usage:
   oci_apply.py manifest ARCHIVE            the manifest of the applied image
   oci_apply.py layers ARCHIVE              the layers, base first, as JSON
+  oci_apply.py digests ARCHIVE             the layers with the sha256 of their
+        uncompressed content, to check against their diff_ids
   oci_apply.py locate ARCHIVE [--layer N]  where a byte of regular-file
         content of layer N (default: the top) sits in the archive file, for
         tampering tests; only for archive files with uncompressed layers
@@ -399,6 +401,25 @@ def manifest_of(root):
     return tree_manifest.finish(entries, inode_of)
 
 
+# ------------------------------------------------------------------ digests
+
+def digests(path):
+    """The image's layers, each with the sha256 of its uncompressed tar."""
+    archive = open_archive(path)
+    out = []
+    for layer in image_layers(archive):
+        with tempfile.TemporaryDirectory(prefix="oci-apply-") as scratch:
+            f = open_layer_tar(archive, layer["blob"], scratch)
+            digest = hashlib.sha256()
+            while f is not None:
+                block = f.read(1 << 20)
+                if not block:
+                    break
+                digest.update(block)
+            out.append(dict(layer, content_digest="sha256:" + digest.hexdigest()))
+    return out
+
+
 # ------------------------------------------------------------------- locate
 
 def locate(path, layer_index):
@@ -417,7 +438,7 @@ def locate(path, layer_index):
 
 
 def main(argv):
-    if len(argv) < 3 or argv[1] not in ("manifest", "layers", "locate"):
+    if len(argv) < 3 or argv[1] not in ("manifest", "layers", "digests", "locate"):
         sys.stderr.write(__doc__)
         return 2
     try:
@@ -425,6 +446,8 @@ def main(argv):
             tree_manifest.dump(manifest_of(apply_image(argv[2])))
         elif argv[1] == "layers":
             print(json.dumps(image_layers(open_archive(argv[2])), indent=1))
+        elif argv[1] == "digests":
+            print(json.dumps(digests(argv[2]), indent=1))
         else:
             index = int(argv[argv.index("--layer") + 1]) if "--layer" in argv else -1
             print(json.dumps(locate(argv[2], index)))
