@@ -137,7 +137,7 @@ Driver::Driver(const StoreOptions& options) : root_(options.root), boot_id_(curr
     StoreLock lock(root_);
     catalog_ = std::make_unique<Catalog>(root_ / "catalog.db", Catalog::Mode::ReadWrite);
     ::chmod((root_ / "catalog.db").c_str(), 0600);
-    auto posix = std::make_unique<PosixBackend>(root_, options.mount_mode);
+    auto posix = std::make_unique<PosixBackend>(root_, options.mount_mode, options.limits);
     posix_ = posix.get();
     backend_ = with_fault_injection(std::move(posix));
     repaired_at_open_ = run_recovery(*catalog_, *backend_, boot_id_);

@@ -36,6 +36,7 @@ namespace strata {
 struct StoreOptions {
     std::filesystem::path root;
     MountMode mount_mode = MountMode::Auto;
+    ApplyLimits limits;  // what one layer tar may hold (entries, bytes)
 };
 
 struct CreateOptions {

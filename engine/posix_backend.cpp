@@ -91,7 +91,8 @@ void sync_dir(const fs::path& dir) {
     if (rc != 0) throw_errno("fsync " + dir.string(), err);
 }
 
-PosixBackend::PosixBackend(fs::path root, MountMode mode) : root_(std::move(root)), mode_(mode) {
+PosixBackend::PosixBackend(fs::path root, MountMode mode, ApplyLimits limits)
+    : root_(std::move(root)), mode_(mode), limits_(limits) {
     for (const char* sub : {"layers", "mnt", "work", "empty"}) {
         std::error_code ec;
         fs::create_directories(root_ / sub, ec);
@@ -196,7 +197,7 @@ bool PosixBackend::is_prepared(const std::string& id) {
 ApplyResult PosixBackend::write_layer(const std::string& id, const Chain& parents,
                                       ByteSource& tar,
                                       const std::function<void(const FileRecord&)>& on_entry) {
-    return apply_layer_tar(tar, layer_dir(id), dirs(parents), on_entry);
+    return apply_layer_tar(tar, layer_dir(id), dirs(parents), on_entry, limits_);
 }
 
 void PosixBackend::read_layer(const std::string& id, ByteSink& out) {

@@ -29,7 +29,7 @@ const char* mount_mode_name(MountMode mode);
 
 class PosixBackend : public Backend {
 public:
-    PosixBackend(std::filesystem::path root, MountMode mode);
+    PosixBackend(std::filesystem::path root, MountMode mode, ApplyLimits limits = {});
     PosixBackend(const PosixBackend&) = delete;
     PosixBackend& operator=(const PosixBackend&) = delete;
 
@@ -70,6 +70,7 @@ private:
 
     std::filesystem::path root_;
     MountMode mode_;
+    ApplyLimits limits_;
     std::optional<MountMode> resolved_;
 };
 

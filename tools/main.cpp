@@ -21,6 +21,7 @@ Driver& store() {
         StoreOptions opts;
         opts.root = globals().root;
         opts.mount_mode = parse_mount_mode(globals().mount_mode);
+        opts.limits = globals().limits;
         driver = std::make_unique<Driver>(opts);
     }
     return *driver;
@@ -62,7 +63,8 @@ std::string env_or(const char* name, const std::string& fallback) {
 std::string unknown_verb(CLI::App& app, int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
-        if (arg == "--root" || arg == "--log-level" || arg == "--mount-mode") {
+        if (arg == "--root" || arg == "--log-level" || arg == "--mount-mode" ||
+            arg == "--max-entries" || arg == "--max-bytes") {
             ++i;
             continue;
         }
@@ -104,6 +106,13 @@ int main(int argc, char** argv) {
                    "how `get` shows a chain: overlay, copy or auto (default $STRATA_MOUNT_MODE, "
                    "else auto)")
         ->check(CLI::IsMember({"auto", "overlay", "copy"}));
+
+    app.add_option("--max-entries", g.limits.max_entries,
+                   "refuse a layer tar with more entries than this")
+        ->capture_default_str();
+    app.add_option("--max-bytes", g.limits.max_bytes,
+                   "refuse a layer tar whose uncompressed stream is longer than this")
+        ->capture_default_str();
 
     Dispatch d;
     register_driver_verbs(app, d);
