@@ -94,11 +94,16 @@ void validate_layer_id(const std::string& id) {
     if (is_removal_name(id)) refuse("must not end in '-removing'");
 }
 
-StoreLock::StoreLock(const fs::path& root) {
+StoreLock::StoreLock(const fs::path& root, bool wait) {
     fs::path file = root / "lock";
     fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd_ < 0) throw_errno("store lock " + file.string());
-    while (::flock(fd_, LOCK_EX) != 0) {
+    while (::flock(fd_, wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0) {
+        if (!wait && errno == EWOULDBLOCK) {
+            ::close(fd_);
+            fd_ = -1;
+            return;
+        }
         if (errno != EINTR) {
             int err = errno;
             ::close(fd_);
@@ -134,13 +139,25 @@ std::string new_native_id() {
 
 Driver::Driver(const StoreOptions& options) : root_(options.root), boot_id_(current_boot_id()) {
     prepare_root(root_);
-    StoreLock lock(root_);
+    StoreLock lock(root_, /*wait=*/false);
     catalog_ = std::make_unique<Catalog>(root_ / "catalog.db", Catalog::Mode::ReadWrite);
     ::chmod((root_ / "catalog.db").c_str(), 0600);
     auto posix = std::make_unique<PosixBackend>(root_, options.mount_mode, options.limits);
     posix_ = posix.get();
     backend_ = with_fault_injection(std::move(posix));
+    if (lock.held()) {
+        repaired_at_open_ = run_recovery(*catalog_, *backend_, boot_id_);
+        recovered_ = true;
+    } else {
+        spdlog::debug("open: store {} is busy; recovery deferred to the first mutation",
+                      root_.string());
+    }
+}
+
+void Driver::ensure_recovered() {
+    if (recovered_) return;
     repaired_at_open_ = run_recovery(*catalog_, *backend_, boot_id_);
+    recovered_ = true;
 }
 
 Driver::~Driver() = default;
@@ -193,6 +210,7 @@ void Driver::create(const std::string& id, const CreateOptions& options) {
     validate_layer_id(id);
     if (options.parent) validate_layer_id(*options.parent);
     StoreLock lock(root_);
+    ensure_recovered();
 
     if (catalog_->layer(id)) throw Error("create layer " + id + ": it already exists");
     if (options.parent) ready_layer(*options.parent);
@@ -237,6 +255,7 @@ void Driver::create(const std::string& id, const CreateOptions& options) {
 void Driver::remove(const std::string& id) {
     validate_layer_id(id);
     StoreLock lock(root_);
+    ensure_recovered();
     LayerRow row = ready_layer(id);
 
     auto mount = catalog_->mount(id);
@@ -317,6 +336,7 @@ uint64_t Driver::apply_diff(const std::string& id, const std::optional<std::stri
     validate_layer_id(id);
     if (parent && !parent->empty()) validate_layer_id(*parent);
     StoreLock lock(root_);
+    ensure_recovered();
 
     std::optional<LayerRow> existing = catalog_->layer(id);
     LayerRow row;

@@ -54,10 +54,12 @@ using ApplyCheck = std::function<void(const ApplyResult&)>;
 // '-', or ends in "-removing".
 void validate_layer_id(const std::string& id);
 
-// The exclusive store lock, held for the lifetime of the object.
+// The exclusive store lock, held for the lifetime of the object. With
+// wait=false it does not block: held() says whether it was taken.
 class StoreLock {
 public:
-    explicit StoreLock(const std::filesystem::path& root);
+    explicit StoreLock(const std::filesystem::path& root, bool wait = true);
+    bool held() const { return fd_ >= 0; }
     ~StoreLock();
     StoreLock(const StoreLock&) = delete;
     StoreLock& operator=(const StoreLock&) = delete;
@@ -68,7 +70,10 @@ private:
 
 class Driver {
 public:
-    // Opens (creating if needed) the store at options.root and runs recovery.
+    // Opens (creating if needed) the store at options.root and runs
+    // recovery. If another process holds the store lock (it is mutating, and
+    // its own open ran recovery), recovery is deferred to this driver's first
+    // mutation, so readers never wait for a writer.
     explicit Driver(const StoreOptions& options);
     ~Driver();
     Driver(const Driver&) = delete;
@@ -105,6 +110,7 @@ public:
 
     Catalog& catalog() { return *catalog_; }
     Backend& backend() { return *backend_; }
+    PosixBackend& posix() { return *posix_; }
     const std::filesystem::path& root() const { return root_; }
 
     // The layer row, or NotFound naming the id; only ready layers count.
@@ -114,6 +120,8 @@ private:
     Chain native_chain(const std::string& id);
     void check_parent_arg(const LayerRow& row, const std::optional<std::string>& parent);
     void destroy_failed(const LayerRow& row, const std::string& step, const std::string& why);
+    // Runs the deferred recovery, if any. REQUIRES: the store lock is held.
+    void ensure_recovered();
     void index_and_apply(const LayerRow& row, ByteSource& tar, const ApplyCheck& check);
 
     std::filesystem::path root_;
@@ -122,6 +130,7 @@ private:
     std::unique_ptr<Backend> backend_;
     PosixBackend* posix_ = nullptr;  // the backend under any fault-injection wrapper
     std::vector<std::string> repaired_at_open_;
+    bool recovered_ = false;
 };
 
 // The id of the running boot (/proc/sys/kernel/random/boot_id).

@@ -11,6 +11,7 @@ namespace strata {
 std::string Driver::get(const std::string& id, const std::string& mount_label) {
     validate_layer_id(id);
     StoreLock lock(root_);
+    ensure_recovered();
     LayerRow row = ready_layer(id);
     auto mount = catalog_->mount(id);
     int64_t refcount = mount ? mount->refcount : 0;
@@ -56,6 +57,7 @@ std::string Driver::get(const std::string& id, const std::string& mount_label) {
 void Driver::put(const std::string& id) {
     validate_layer_id(id);
     StoreLock lock(root_);
+    ensure_recovered();
     LayerRow row = ready_layer(id);
     auto mount = catalog_->mount(id);
     if (!mount || mount->refcount == 0) throw Error("put layer " + id + ": it is not mounted");
@@ -144,6 +146,7 @@ std::vector<std::pair<std::string, std::string>> Driver::status() {
 
 std::vector<std::string> Driver::cleanup() {
     StoreLock lock(root_);
+    ensure_recovered();
     std::vector<std::string> done;
     for (const auto& m : catalog_->mounts()) {
         auto row = catalog_->layer(m.layer);
@@ -171,6 +174,7 @@ std::vector<std::string> Driver::cleanup() {
 
 std::vector<std::string> Driver::recover() {
     StoreLock lock(root_);
+    ensure_recovered();
     std::vector<std::string> done = std::move(repaired_at_open_);
     repaired_at_open_.clear();
     auto more = run_recovery(*catalog_, *backend_, boot_id_);

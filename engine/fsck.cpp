@@ -5,6 +5,9 @@
 #include <set>
 
 #include "engine/error.h"
+#include "engine/fsck_index.h"
+
+namespace fs = std::filesystem;
 
 namespace strata {
 
@@ -25,7 +28,17 @@ void check_sqlite(Catalog& catalog, FsckReport& report) {
     }
 }
 
-void check_layers(Catalog& catalog, Backend& backend, FsckReport& report) {
+void check_index(Driver& driver, const LayerRow& row, bool full, FsckReport& report) {
+    if (row.kind != LayerKind::Layer || row.state != LayerState::Ready) return;
+    fs::path dir = driver.posix().layer_dir(row.native_id);
+    for (const auto& p : check_file_index(driver.catalog(), row.id, dir, full)) {
+        report.problems.push_back({"index", row.id, "/" + p.path + ": " + p.detail});
+    }
+}
+
+void check_layers(Driver& driver, bool full, FsckReport& report) {
+    Catalog& catalog = driver.catalog();
+    Backend& backend = driver.backend();
     const std::vector<std::string> listed = backend.list();
     std::set<std::string> natives(listed.begin(), listed.end());
     std::set<std::string> known;
@@ -60,6 +73,7 @@ void check_layers(Catalog& catalog, Backend& backend, FsckReport& report) {
         if (refs == 0 && prepared) {
             report.problems.push_back({"mount", row.id, "mounted but refcount is 0"});
         }
+        check_index(driver, row, full, report);
     }
     for (const std::string& n : natives) {
         if (!known.count(n)) {
@@ -68,20 +82,21 @@ void check_layers(Catalog& catalog, Backend& backend, FsckReport& report) {
     }
 }
 
-FsckReport check(Driver& driver) {
+FsckReport check(Driver& driver, bool full) {
+    StoreLock lock(driver.root());
     FsckReport report;
     check_sqlite(driver.catalog(), report);
-    check_layers(driver.catalog(), driver.backend(), report);
+    check_layers(driver, full, report);
     return report;
 }
 
 }  // namespace
 
-FsckReport run_fsck(Driver& driver, bool repair) {
-    FsckReport report = check(driver);
+FsckReport run_fsck(Driver& driver, bool repair, bool full) {
+    FsckReport report = check(driver, full);
     if (!repair || report.problems.empty()) return report;
     std::vector<std::string> repairs = driver.recover();
-    report = check(driver);
+    report = check(driver, full);
     report.repairs = std::move(repairs);
     return report;
 }

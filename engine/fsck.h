@@ -4,7 +4,8 @@
 // chain(L) = [parent] + chain(parent) for every layer; no layer left in an
 // intent state; every ready layer present in the backend; no native layer
 // the catalog does not know; every mount row with refcount > 0 actually
-// prepared, and every prepared layer counted.
+// prepared, and every prepared layer counted; each read-only layer's file
+// index against its directory.
 #pragma once
 
 #include <string>
@@ -28,6 +29,8 @@ struct FsckReport {
 
 // With `repair`, runs recovery (which fixes intents, stray mounts and
 // unknown native layers) and checks again; other problems are only reported.
-FsckReport run_fsck(Driver& driver, bool repair);
+// `full` also compares every indexed file's metadata and reads its content
+// (fsck_index.h). Holds the store lock while checking.
+FsckReport run_fsck(Driver& driver, bool repair, bool full = false);
 
 }  // namespace strata

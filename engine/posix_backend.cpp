@@ -191,7 +191,8 @@ std::vector<std::string> PosixBackend::list() {
 std::string PosixBackend::mount_path(const std::string& id) { return (root_ / "mnt" / id).string(); }
 
 bool PosixBackend::is_prepared(const std::string& id) {
-    return is_mount_point(mount_path(id)) || fs::exists(copy_marker(id));
+    fs::path mnt = mount_path(id);
+    return is_mount_point(mnt) || (fs::exists(copy_marker(id)) && fs::is_directory(mnt));
 }
 
 ApplyResult PosixBackend::write_layer(const std::string& id, const Chain& parents,

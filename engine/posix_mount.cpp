@@ -113,7 +113,12 @@ void PosixBackend::unprepare(const std::string& id, const Chain& parents, bool w
         if (::umount2(mnt.c_str(), 0) != 0) throw_errno(what + ": umount " + mnt.string());
         if (is_mount_point(mnt)) throw Error(what + ": " + mnt.string() + " is still mounted");
     } else if (fs::exists(copy_marker(id))) {
-        if (writable) capture(mnt, dirs(parents), layer_dir(id));
+        if (writable && fs::is_directory(mnt)) {
+            capture(mnt, dirs(parents), layer_dir(id));
+        } else if (writable) {
+            spdlog::warn("unmount layer {}: copied tree {} is gone; nothing to capture", id,
+                         mnt.string());
+        }
         fs::remove(copy_marker(id), ec);
         sync_dir(copy_marker(id).parent_path());
     }

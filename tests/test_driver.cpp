@@ -22,7 +22,14 @@ MountMode mode_from_env() {
     return parse_mount_mode(m ? m : "auto");
 }
 
-StoreOptions opts(const TempDir& dir) { return StoreOptions{dir / "store", mode_from_env()}; }
+StoreOptions store_at(const fs::path& root) {
+    StoreOptions o;
+    o.root = root;
+    o.mount_mode = mode_from_env();
+    return o;
+}
+
+StoreOptions opts(const TempDir& dir) { return store_at(dir / "store"); }
 
 // A ByteSource over a string.
 class StringSource : public ByteSource {
@@ -221,24 +228,24 @@ BOOST_AUTO_TEST_CASE(unsafe_store_roots_are_refused) {
     fs::path root = dir / "store";
     fs::create_directories(root);
     fs::permissions(root, fs::perms::all);  // 0777
-    std::string err = error_of([&] { Driver d(StoreOptions{root, mode_from_env()}); });
+    std::string err = error_of([&] { Driver d(store_at(root)); });
     BOOST_TEST(err.find("writable by others (mode 0777)") != std::string::npos, err);
     BOOST_TEST(!fs::exists(root / "catalog.db"));
 
     fs::permissions(root, fs::perms::owner_all, fs::perm_options::replace);
     BOOST_REQUIRE(::chown(root.c_str(), 4242, 4242) == 0);
-    err = error_of([&] { Driver d(StoreOptions{root, mode_from_env()}); });
+    err = error_of([&] { Driver d(store_at(root)); });
     BOOST_TEST(err.find("owned by uid 4242") != std::string::npos, err);
     BOOST_TEST(!fs::exists(root / "catalog.db"));
 
     BOOST_REQUIRE(::chown(root.c_str(), ::geteuid(), ::getegid()) == 0);
-    { Driver d(StoreOptions{root, mode_from_env()}); }
+    { Driver d(store_at(root)); }
     fs::permissions(root / "catalog.db", fs::perms::others_write, fs::perm_options::add);
-    err = error_of([&] { Driver d(StoreOptions{root, mode_from_env()}); });
+    err = error_of([&] { Driver d(store_at(root)); });
     BOOST_TEST(err.find("catalog " + (root / "catalog.db").string()) == 0u, err);
 
     fs::path link = dir / "link";
     fs::create_directory_symlink(root, link);
-    err = error_of([&] { Driver d(StoreOptions{link, mode_from_env()}); });
+    err = error_of([&] { Driver d(store_at(link)); });
     BOOST_TEST(err.find("not a directory") != std::string::npos, err);
 }

@@ -15,7 +15,7 @@ namespace {
 
 struct Args {
     std::string archive, name;
-    bool repair = false, json = false;
+    bool repair = false, json = false, full = false;
 };
 
 // One updating line on a terminal: layer i/n and bytes read.
@@ -41,7 +41,7 @@ int do_import(const Args& a) {
 }
 
 int do_fsck(const Args& a) {
-    FsckReport r = run_fsck(store(), a.repair);
+    FsckReport r = run_fsck(store(), a.repair, a.full);
     if (a.json) {
         nlohmann::json j;
         j["clean"] = r.problems.empty();
@@ -79,6 +79,7 @@ void register_store_verbs(CLI::App& app, Dispatch& d) {
 
     auto* fsck = app.add_subcommand("fsck", "check the catalog against the backend");
     fsck->add_flag("--repair", a.repair, "make the safe repairs and report each");
+    fsck->add_flag("--full", a.full, "also compare every indexed file and read its content");
     fsck->add_flag("--json", a.json, "print JSON");
     fsck->callback([&d] { d.action = [] { return do_fsck(a); }; });
 
