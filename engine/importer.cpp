@@ -2,7 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "engine/decompress.h"
+#include "engine/layer_codec.h"
+#include "engine/tar_input.h"
 #include "engine/digest.h"
 #include "engine/error.h"
 #include "engine/fault.h"
@@ -81,10 +82,17 @@ namespace {
 
 std::string compute_diff_id(ImageArchive& archive, const ImageLayerRef& ref) {
     auto blob = archive.open_blob(ref.blob);
-    DecompressingSource plain(*blob, ref.blob);
-    HashingSource hashed(plain);
-    hashed.drain();
-    return hashed.digest();
+    codec::TarInput tar(*blob, ApplyLimits{}.max_bytes);
+    codec::TarEntry entry;
+    while (tar.next(entry)) {
+        const void* buf;
+        size_t len;
+        int64_t offset;
+        while (tar.read_block(&buf, &len, &offset)) {
+        }
+    }
+    tar.finish();
+    return tar.digest();
 }
 
 }  // namespace

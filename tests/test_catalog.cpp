@@ -16,13 +16,6 @@ using strata::test::TempDir;
 
 namespace {
 
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 LayerRow make_row(const std::string& id, std::optional<std::string> parent) {
     LayerRow r;
     r.id = id;
@@ -129,11 +122,11 @@ BOOST_AUTO_TEST_CASE(newer_schema_is_refused_and_file_untouched) {
         SQLite::Database db(file.string(), SQLite::OPEN_READWRITE);
         db.exec("PRAGMA user_version = 99");
     }
-    std::string before = slurp(file);
+    std::string before = strata::test::read_file(file);
     std::string err = open_error(file, Catalog::Mode::ReadWrite);
     BOOST_TEST(err.find("newer strata") != std::string::npos, err);
     BOOST_TEST(err.find("99") != std::string::npos, err);
-    BOOST_TEST(slurp(file) == before);
+    BOOST_TEST(strata::test::read_file(file) == before);
 }
 
 BOOST_AUTO_TEST_CASE(foreign_sqlite_file_is_refused_and_untouched) {
@@ -143,10 +136,10 @@ BOOST_AUTO_TEST_CASE(foreign_sqlite_file_is_refused_and_untouched) {
         SQLite::Database db(file.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
         db.exec("CREATE TABLE t (x)");
     }
-    std::string before = slurp(file);
+    std::string before = strata::test::read_file(file);
     std::string err = open_error(file, Catalog::Mode::ReadWrite);
     BOOST_TEST(err.find("not a strata catalog") != std::string::npos, err);
-    BOOST_TEST(slurp(file) == before);
+    BOOST_TEST(strata::test::read_file(file) == before);
     BOOST_TEST(!fs::exists(file.string() + "-wal"));
 }
 
@@ -163,13 +156,13 @@ BOOST_AUTO_TEST_CASE(non_sqlite_and_truncated_files_are_refused) {
         for (int i = 0; i < 200; ++i) c.insert_layer(make_row("l" + std::to_string(i), {}));
     }
     fs::path cut = dir / "cut.db";
-    std::string whole = slurp(file);
+    std::string whole = strata::test::read_file(file);
     std::ofstream(cut, std::ios::binary) << whole.substr(0, whole.size() / 2);
-    std::string before = slurp(cut);
+    std::string before = strata::test::read_file(cut);
     err = open_error(cut, Catalog::Mode::ReadWrite);
     BOOST_TEST(!err.empty());
     BOOST_TEST(err.find("catalog " + cut.string()) == 0u, err);
-    BOOST_TEST(slurp(cut) == before);
+    BOOST_TEST(strata::test::read_file(cut) == before);
 }
 
 BOOST_AUTO_TEST_CASE(read_only_open_of_missing_file_is_not_found) {

@@ -13,13 +13,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 struct Fixture {
     TempDir dir{"strata-inspect"};
     fs::path root = dir / "store";
@@ -56,7 +49,7 @@ struct Fixture {
 }  // namespace
 
 BOOST_FIXTURE_TEST_CASE(copied_catalog_answers_without_the_store, Fixture) {
-    std::string before = slurp(copy);
+    std::string before = strata::test::read_file(copy);
     // The store itself goes away: only the copied file is left.
     fs::remove_all(root);
 
@@ -91,7 +84,7 @@ BOOST_FIXTURE_TEST_CASE(copied_catalog_answers_without_the_store, Fixture) {
 
     RunResult none = run_strata("", {"find", "/nope", "--catalog", copy.string()});
     BOOST_TEST(none.exit_code == 1);
-    BOOST_TEST(slurp(copy) == before);  // never written
+    BOOST_TEST(strata::test::read_file(copy) == before);  // never written
     BOOST_TEST(!fs::exists(root));      // and the store was not recreated
 }
 

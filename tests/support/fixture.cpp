@@ -17,14 +17,14 @@ namespace fs = std::filesystem;
 
 namespace strata::test {
 
-namespace {
-
 std::string read_file(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
 }
+
+namespace {
 
 std::vector<std::string> mounts_below(const fs::path& dir) {
     std::vector<std::string> out;

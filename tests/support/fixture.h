@@ -56,6 +56,9 @@ std::filesystem::path shared_dir();
 // The shared image archive `rel` (e.g. "images/tzdata-docker.tar").
 std::filesystem::path shared_file(const std::string& rel);
 
+// The whole content of a file ("" if it cannot be read).
+std::string read_file(const std::filesystem::path& p);
+
 // The last non-empty line of `text`.
 std::string last_line(const std::string& text);
 
