@@ -311,10 +311,11 @@ void Driver::index_and_apply(const LayerRow& row, ByteSource& tar, const ApplyCh
         batch.clear();
     };
     Chain parents = native_chain(row.id);
-    ApplyResult result = backend_->write_layer(row.native_id, parents, tar, [&](const FileRecord& r) {
+    auto on_entry = [&](const FileRecord& r) {
         batch.push_back(r);
         if (batch.size() >= kIndexBatch) flush();
-    });
+    };
+    ApplyResult result = backend_->write_layer(row.native_id, parents, tar, on_entry);
     flush();
     crash_point("apply.after_data");
     if (check) check(result);

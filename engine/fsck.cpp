@@ -77,7 +77,8 @@ void check_layers(Driver& driver, bool full, FsckReport& report) {
     }
     for (const std::string& n : natives) {
         if (!known.count(n)) {
-            report.problems.push_back({"unknown", "", "native layer " + n + " is not in the catalog"});
+            report.problems.push_back(
+                {"unknown", "", "native layer " + n + " is not in the catalog"});
         }
     }
 }

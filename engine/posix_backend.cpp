@@ -188,7 +188,9 @@ std::vector<std::string> PosixBackend::list() {
     return out;
 }
 
-std::string PosixBackend::mount_path(const std::string& id) { return (root_ / "mnt" / id).string(); }
+std::string PosixBackend::mount_path(const std::string& id) {
+    return (root_ / "mnt" / id).string();
+}
 
 bool PosixBackend::is_prepared(const std::string& id) {
     fs::path mnt = mount_path(id);

@@ -102,7 +102,8 @@ void Catalog::set_state(const std::string& id, LayerState state) {
 
 void Catalog::set_ready(const std::string& id, uint64_t size, const std::string& diff_digest) {
     SQLite::Statement q(*db_,
-                        "UPDATE layers SET state = 'ready', size = ?, diff_digest = ? WHERE id = ?");
+                        "UPDATE layers SET state = 'ready', size = ?, diff_digest = ? "
+                        "WHERE id = ?");
     q.bind(1, static_cast<int64_t>(size));
     q.bind(2, diff_digest);
     q.bind(3, id);

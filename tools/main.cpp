@@ -99,7 +99,8 @@ int main(int argc, char** argv) {
     Globals& g = globals();
     g.root = env_or("STRATA_ROOT", "/var/lib/strata");
     g.mount_mode = env_or("STRATA_MOUNT_MODE", "auto");
-    app.add_option("--root", g.root, "store directory (default $STRATA_ROOT, else /var/lib/strata)");
+    app.add_option("--root", g.root,
+                   "store directory (default $STRATA_ROOT, else /var/lib/strata)");
     app.add_option("--log-level", g.log_level, "trace, debug, info, warn, error or off")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
     app.add_option("--mount-mode", g.mount_mode,
@@ -128,7 +129,9 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         std::string verb = unknown_verb(app, argc, argv);
         std::string help = "strata --help";
-        for (const auto* sub : app.get_subcommands()) help = "strata " + sub->get_name() + " --help";
+        for (const auto* sub : app.get_subcommands()) {
+            help = "strata " + sub->get_name() + " --help";
+        }
         if (!verb.empty()) {
             std::cerr << "strata: error: unknown verb '" << verb << "' (see 'strata --help')\n";
         } else {
