@@ -12,6 +12,10 @@
 //                          the input, and index.json points at that manifest
 //   4 fuzz_docker_manifest the input is manifest.json of a docker-archive tar
 //                          written per input with libarchive
+//   5 fuzz_image_tar       the input is a whole image archive file (a tar,
+//                          possibly compressed: docker-archive, legacy or
+//                          OCI), which also fuzzes the tar index and its
+//                          link resolution
 //
 // The OCI layout is tests/data/tzdata-oci-zstd.tar (or $STRATA_FUZZ_OCI_TAR)
 // extracted once at start-up into the process's temporary root. Its config
@@ -46,7 +50,13 @@ using strata::fuzz::finding;
 
 namespace {
 
-enum Mode { kOciIndex = 1, kOciManifest = 2, kOciConfig = 3, kDockerManifest = 4 };
+enum Mode {
+    kOciIndex = 1,
+    kOciManifest = 2,
+    kOciConfig = 3,
+    kDockerManifest = 4,
+    kImageTar = 5,
+};
 constexpr Mode kMode = static_cast<Mode>(STRATA_FUZZ_IMAGE_MODE);
 
 struct Fixture {
@@ -67,8 +77,7 @@ Fixture make_fixture() {
     f.layout = f.root / "layout";
     fs::create_directory(f.layout);
     const char* env = std::getenv("STRATA_FUZZ_OCI_TAR");
-    strata::fuzz::extract_tar(env != nullptr && *env != '\0' ? env : STRATA_FUZZ_OCI_TAR,
-                              f.layout);
+    strata::fuzz::extract_tar(env != nullptr && *env != '\0' ? env : STRATA_FUZZ_OCI_TAR, f.layout);
     f.index = Json::parse(strata::fuzz::read_file(f.layout / "index.json"));
     std::string manifest_digest = f.index.at("manifests").at(0).at("digest");
     f.manifest = Json::parse(strata::fuzz::read_file(f.layout / blob_path(manifest_digest)));
@@ -182,16 +191,18 @@ void check_archive(strata::ImageArchive& archive) {
 
 // Writes the input where the mode puts it and returns the archive to open.
 // `blobs` keeps per-input blobs alive until the archive has been read.
-fs::path place_input(Fixture& f, const std::string& input, std::vector<std::unique_ptr<TempBlob>>& blobs) {
+fs::path place_input(Fixture& f, const std::string& input,
+                     std::vector<std::unique_ptr<TempBlob>>& blobs) {
     switch (kMode) {
         case kOciIndex:
             strata::fuzz::write_file(f.layout / "index.json", input);
             return f.layout;
         case kOciManifest: {
             blobs.push_back(std::make_unique<TempBlob>(f.layout, input));
-            Json index = {{"schemaVersion", 2},
-                          {"manifests", Json::array({{{"digest", blobs.back()->digest()},
-                                                      {"size", input.size()}}})}};
+            Json index = {
+                {"schemaVersion", 2},
+                {"manifests",
+                 Json::array({{{"digest", blobs.back()->digest()}, {"size", input.size()}}})}};
             strata::fuzz::write_file(f.layout / "index.json", index.dump());
             return f.layout;
         }
@@ -211,6 +222,9 @@ fs::path place_input(Fixture& f, const std::string& input, std::vector<std::uniq
         case kDockerManifest:
             strata::fuzz::write_file(f.root / "docker.tar", docker_archive(f, input));
             return f.root / "docker.tar";
+        case kImageTar:
+            strata::fuzz::write_file(f.root / "image.tar", input);
+            return f.root / "image.tar";
     }
     finding("unknown STRATA_FUZZ_IMAGE_MODE");
 }

@@ -100,8 +100,8 @@ void make_lower(const fs::path& root) {
 
 Fixture make_fixture() {
     Fixture f;
-    f.root = strata::fuzz::make_temp_root(kWithLower ? "strata-fuzz-layer-lower"
-                                                     : "strata-fuzz-layer");
+    f.root =
+        strata::fuzz::make_temp_root(kWithLower ? "strata-fuzz-layer-lower" : "strata-fuzz-layer");
     if (kWithLower) {
         make_lower(f.root);
         f.lower.push_back(f.root / "lower");

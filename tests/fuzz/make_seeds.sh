@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the seed corpora under tests/fuzz/corpus/ (docs/fuzzing.md).
 # Run by hand after changing a seed recipe; CI never runs it. Needs GNU tar,
-# gzip, zstd and sha256sum. Output is deterministic (fixed names, owners,
+# bsdtar, gzip, zstd and sha256sum. Output is deterministic (fixed names, owners,
 # modes and times), so a rerun changes nothing unless a recipe changed.
 set -euo pipefail
 
@@ -20,7 +20,7 @@ pax() {
 }
 
 rm -rf "$corpus"
-mkdir -p "$corpus"/{layer_tar,oci_index,oci_manifest,oci_config,docker_manifest}
+mkdir -p "$corpus"/{layer_tar,oci_index,oci_manifest,oci_config,docker_manifest,image_tar}
 L="$corpus/layer_tar"
 
 # --- layer tars -------------------------------------------------------------
@@ -81,7 +81,9 @@ printf 'head' >"$s/sparse.img"
 truncate -s 65536 "$s/sparse.img"
 printf 'tail' >>"$s/sparse.img"
 gtar --format=gnu --sparse -cf "$L/sparse-gnu.tar" -C "$s" .
-pax --sparse -cf "$L/sparse-pax.tar" -C "$s" .
+# GNU tar names PAX sparse entries after its process id; libarchive's copy
+# of the GNU one is deterministic.
+bsdtar --format=pax -cf "$L/sparse-pax.tar" "@$L/sparse-gnu.tar"
 
 # A hard link to a file only the lower layer has (bin/tool): the tar carries
 # both names, then the target's own entry is deleted from it.
@@ -103,8 +105,10 @@ gtar --format=gnu -rf "$L/hostile-symlink-dir.tar" -C "$s/a" esc/pwned
 zstd -q -19 <"$L/hostile-symlink-dir.tar" >"$L/hostile-symlink-dir.tar.zst"
 printf 'pwned\n' >"$s/x/f"
 ln "$s/x/f" "$s/x/g"
-gtar --format=gnu -P --transform='s,^.*/x/f$,../canary/pwned,' -cf "$L/hostile-dotdot.tar" "$s/x/f"
-gtar --format=gnu -P --transform='s,^.*/x/f$,/canary/abs,' -cf "$L/hostile-absolute.tar" "$s/x/f"
+gtar --format=gnu -P --transform='s,^.*/x/f$,../canary/pwned,' -cf "$L/hostile-dotdot.tar" \
+    "$s/x/f"
+gtar --format=gnu -P --transform='s,^.*/x/f$,/canary/abs,' -cf "$L/hostile-absolute.tar" \
+    "$s/x/f"
 gtar --format=gnu -P --transform='s,^.*/x/f$,../canary/file,h' --transform='s,^.*/x/g$,hl,' \
     -cf "$L/hostile-hardlink.tar" "$s/x/f" "$s/x/g"
 gtar --format=gnu -P --delete -f "$L/hostile-hardlink.tar" ../canary/file
@@ -124,8 +128,6 @@ gtar --format=gnu --delete -f "$L/hostile-lower-hardlink.tar" etc/escfile
 mkdir -p "$work/oci"
 tar -xf "$repo/tests/data/tzdata-oci-zstd.tar" -C "$work/oci"
 blobs="$work/oci/blobs/sha256"
-cp "$blobs/7574d492740844d005927c822bdcf7a0f4d8387e92fdfc8ebfbe8849e1dd56c2" "$L/tzdata-layer3.tar.zst"
-cp "$blobs/d5473adbfa785ebc0701601ce9c76f5240224a265e9e6e0c6f5a7b7ee4b87d91" "$L/tzdata-layer2.tar.zst"
 
 # --- image documents ----------------------------------------------------------
 
@@ -142,52 +144,128 @@ mt_idx=application/vnd.oci.image.index.v1+json
 mt_zst=application/vnd.oci.image.layer.v1.tar+zstd
 amd64='"platform":{"os":"linux","architecture":"amd64"}'
 arm64='"platform":{"os":"linux","architecture":"arm64","variant":"v8"}'
+cp "$blobs/$l3" "$L/tzdata-layer3.tar.zst"
+cp "$blobs/$l2" "$L/tzdata-layer2.tar.zst"
+
+# json FILE: writes the here-document to FILE with its line breaks removed,
+# so documents can be wrapped anywhere here.
+json() { tr -d '\n' >"$1"; }
 
 I="$corpus/oci_index"
 cp "$work/oci/index.json" "$I/tzdata.json"
-cat >"$I/named.json" <<EOF
-{"schemaVersion":2,"mediaType":"$mt_idx","manifests":[{"mediaType":"$mt_man","digest":"$man","size":902,"annotations":{"org.opencontainers.image.ref.name":"tzdata:latest","io.containerd.image.name":"docker.io/library/tzdata:latest"}}]}
+json "$I/named.json" <<EOF
+{"schemaVersion":2,"mediaType":"$mt_idx","manifests":[{"mediaType":"$mt_man","digest":"$man",
+"size":902,"annotations":{"org.opencontainers.image.ref.name":"tzdata:latest",
+"io.containerd.image.name":"docker.io/library/tzdata:latest"}}]}
 EOF
-cat >"$I/multi-platform.json" <<EOF
-{"schemaVersion":2,"manifests":[{"mediaType":"$mt_man","digest":"$man","size":902,$arm64},{"mediaType":"$mt_man","digest":"$man","size":902,$amd64}]}
+json "$I/multi-platform.json" <<EOF
+{"schemaVersion":2,"manifests":[{"mediaType":"$mt_man","digest":"$man","size":902,$arm64},
+{"mediaType":"$mt_man","digest":"$man","size":902,$amd64}]}
 EOF
-cat >"$I/two-images.json" <<EOF
-{"schemaVersion":2,"manifests":[{"digest":"$man","size":902},{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"$man"}]}
+json "$I/two-images.json" <<EOF
+{"schemaVersion":2,"manifests":[{"digest":"$man","size":902},
+{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"$man"}]}
 EOF
-cat >"$I/wrong-type.json" <<EOF
+json "$I/wrong-type.json" <<EOF
 {"schemaVersion":2,"manifests":[{"mediaType":"$mt_idx","digest":"$cfg","size":709}]}
 EOF
-cat >"$I/sha512.json" <<EOF
+json "$I/sha512.json" <<EOF
 {"schemaVersion":2,"manifests":[{"digest":"sha512:00","size":1}]}
 EOF
 
 M="$corpus/oci_manifest"
 cp "$blobs/${man#sha256:}" "$M/tzdata.json"
-cat >"$M/nested-index.json" <<EOF
-{"schemaVersion":2,"mediaType":"$mt_idx","manifests":[{"mediaType":"$mt_man","digest":"$man","size":902,$arm64,"annotations":{"org.opencontainers.image.ref.name":"arm"}},{"mediaType":"$mt_man","digest":"$man","size":902,$amd64}]}
+json "$M/nested-index.json" <<EOF
+{"schemaVersion":2,"mediaType":"$mt_idx","manifests":[{"mediaType":"$mt_man","digest":"$man",
+"size":902,$arm64,"annotations":{"org.opencontainers.image.ref.name":"arm"}},
+{"mediaType":"$mt_man","digest":"$man","size":902,$amd64}]}
 EOF
-cat >"$M/nested-index-shape.json" <<EOF
+json "$M/nested-index-shape.json" <<EOF
 {"schemaVersion":2,"manifests":[{"digest":"$man","size":902}]}
 EOF
-cat >"$M/docker-v2.json" <<EOF
-{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"digest":"$cfg","size":709},"layers":[{"mediaType":"$mt_zst","digest":"sha256:$l1","size":4671665},{"digest":"sha256:$l2","size":2721},{"digest":"sha256:$l3"}],"annotations":{"io.containerd.image.name":"tzdata:v2"}}
+json "$M/docker-v2.json" <<EOF
+{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
+"config":{"digest":"$cfg","size":709},"layers":[
+{"mediaType":"$mt_zst","digest":"sha256:$l1","size":4671665},
+{"digest":"sha256:$l2","size":2721},{"digest":"sha256:$l3"}],
+"annotations":{"io.containerd.image.name":"tzdata:v2"}}
 EOF
 
 C="$corpus/oci_config"
 cp "$blobs/${cfg#sha256:}" "$C/tzdata.json"
-cat >"$C/minimal.json" <<EOF
+json "$C/minimal.json" <<EOF
 {"rootfs":{"type":"layers","diff_ids":["sha256:$d1","sha256:$d2","sha256:$d3"]}}
 EOF
 
 D="$corpus/docker_manifest"
-cat >"$D/docker25.json" <<EOF
-[{"Config":"blobs/sha256/${cfg#sha256:}","RepoTags":["tzdata:latest"],"Layers":["blobs/sha256/$l1","blobs/sha256/$l2","blobs/sha256/$l3"],"LayerSources":{"sha256:$d1":{"mediaType":"$mt_zst","size":4671665,"digest":"sha256:$l1"},"sha256:$d2":{"mediaType":"$mt_zst","size":2721,"digest":"sha256:$l2"}}}]
+json "$D/docker25.json" <<EOF
+[{"Config":"blobs/sha256/${cfg#sha256:}","RepoTags":["tzdata:latest"],
+"Layers":["blobs/sha256/$l1","blobs/sha256/$l2","blobs/sha256/$l3"],"LayerSources":{
+"sha256:$d1":{"mediaType":"$mt_zst","size":4671665,"digest":"sha256:$l1"},
+"sha256:$d2":{"mediaType":"$mt_zst","size":2721,"digest":"sha256:$l2"}}}]
 EOF
-cat >"$D/classic.json" <<EOF
-[{"Config":"${cfg#sha256:}.json","RepoTags":["tzdata:classic","tzdata:other"],"Layers":["$d1/layer.tar","$d2/layer.tar","./$d3/../$d3/layer.tar"]}]
+json "$D/classic.json" <<EOF
+[{"Config":"${cfg#sha256:}.json","RepoTags":["tzdata:classic","tzdata:other"],
+"Layers":["$d1/layer.tar","$d2/layer.tar","./$d3/../$d3/layer.tar"]}]
 EOF
-cat >"$D/two-images.json" <<EOF
-[{"Config":"${cfg#sha256:}.json","RepoTags":null,"Layers":["$d1/layer.tar","$d2/layer.tar","$d3/layer.tar"]},{"Config":"/blobs/sha256/${cfg#sha256:}","Layers":["blobs/sha256/$l1","blobs/sha256/$l2","blobs/sha256/$l3"],"LayerSources":{"sha256:$l3":{"mediaType":"$mt_zst"}}}]
+json "$D/two-images.json" <<EOF
+[{"Config":"${cfg#sha256:}.json","RepoTags":null,
+"Layers":["$d1/layer.tar","$d2/layer.tar","$d3/layer.tar"]},
+{"Config":"/blobs/sha256/${cfg#sha256:}",
+"Layers":["blobs/sha256/$l1","blobs/sha256/$l2","blobs/sha256/$l3"],
+"LayerSources":{"sha256:$l3":{"mediaType":"$mt_zst"}}}]
 EOF
+
+# Whole image archives, small: the tzdata image's two small layers under a
+# config and manifest made for them, as an OCI archive (plain and zstd), a
+# docker-archive with symlinked layers, and a legacy docker-archive.
+T="$corpus/image_tar"
+mkdir -p "$T"
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+size() { stat -c %s "$1"; }
+o="$work/ocitar"
+mkdir -p "$o/blobs/sha256"
+cp "$blobs/$l2" "$blobs/$l3" "$o/blobs/sha256/"
+printf '{"imageLayoutVersion":"1.0.0"}' >"$o/oci-layout"
+json "$work/config.json" <<EOF
+{"architecture":"amd64","os":"linux","rootfs":{"type":"layers",
+"diff_ids":["sha256:$d2","sha256:$d3"]}}
+EOF
+c2="$(sha "$work/config.json")"
+cp "$work/config.json" "$o/blobs/sha256/$c2"
+json "$work/manifest.json" <<EOF
+{"schemaVersion":2,"mediaType":"$mt_man","config":{
+"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:$c2",
+"size":$(size "$work/config.json")},"layers":[
+{"mediaType":"$mt_zst","digest":"sha256:$l2","size":$(size "$blobs/$l2")},
+{"mediaType":"$mt_zst","digest":"sha256:$l3","size":$(size "$blobs/$l3")}]}
+EOF
+m2="$(sha "$work/manifest.json")"
+cp "$work/manifest.json" "$o/blobs/sha256/$m2"
+json "$o/index.json" <<EOF
+{"schemaVersion":2,"manifests":[{"mediaType":"$mt_man","digest":"sha256:$m2",
+"size":$(size "$work/manifest.json"),"annotations":{"org.opencontainers.image.ref.name":"small"}}]}
+EOF
+gtar --format=gnu -cf "$T/oci.tar" -C "$o" oci-layout index.json blobs
+zstd -q -19 <"$T/oci.tar" >"$T/oci.tar.zst"
+k="$work/dockertar"
+mkdir -p "$k/blobs/sha256" "$k/$d2" "$k/$d3"
+cp "$work/config.json" "$k/$c2.json"
+cp "$blobs/$l2" "$blobs/$l3" "$k/blobs/sha256/"
+ln -s "../blobs/sha256/$l2" "$k/$d2/layer.tar"
+ln -s "../blobs/sha256/$l3" "$k/$d3/layer.tar"
+json "$k/manifest.json" <<EOF
+[{"Config":"$c2.json","RepoTags":["small:latest"],"Layers":["$d2/layer.tar","$d3/layer.tar"]}]
+EOF
+gtar --format=gnu -cf "$T/docker.tar" -C "$k" manifest.json "$c2.json" "$d2" "$d3" blobs
+g="$work/legacytar"
+mkdir -p "$g/base" "$g/top"
+printf '{"id":"base"}' >"$g/base/json"
+printf '{"id":"top","parent":"base"}' >"$g/top/json"
+zstd -q -d <"$blobs/$l3" >"$g/base/layer.tar"
+: >"$g/top/layer.tar"
+printf '{"small":{"latest":"top"}}' >"$g/repositories"
+gtar --format=gnu -cf "$T/legacy.tar" -C "$g" repositories base top
+gzip -9n <"$T/legacy.tar" >"$T/legacy.tar.gz"
 
 du -sb "$corpus"/* | sed "s|$corpus/||"

@@ -33,6 +33,7 @@ all_targets=(
     fuzz_oci_manifest:oci_manifest:json.dict:8192
     fuzz_oci_config:oci_config:json.dict:8192
     fuzz_docker_manifest:docker_manifest:json.dict:8192
+    fuzz_image_tar:image_tar:image_tar.dict:65536
 )
 
 # A clang new enough for the engine (C++20 lambda captures of structured
@@ -59,9 +60,8 @@ find_clang() {
 if ! version="$(find_clang)"; then
     echo "run.sh: installing clang-19 and its libFuzzer runtime with apt-get" >&2
     export DEBIAN_FRONTEND=noninteractive
-    pkgs=(clang-19 libclang-rt-19-dev llvm-19)
-    apt-get install -y --no-install-recommends "${pkgs[@]}" >/dev/null ||
-        { apt-get update >/dev/null && apt-get install -y --no-install-recommends "${pkgs[@]}" >/dev/null; }
+    install=(apt-get install -y --no-install-recommends clang-19 libclang-rt-19-dev llvm-19)
+    "${install[@]}" >/dev/null || { apt-get update >/dev/null && "${install[@]}" >/dev/null; }
     version="$(find_clang)" || { echo "run.sh: no usable clang after installing" >&2; exit 1; }
 fi
 symbolizer="/usr/lib/llvm-$version/bin/llvm-symbolizer"
