@@ -196,16 +196,68 @@ struct Store {
     }
 };
 
-// Imports `archive`, mounts a sandbox on its top and compares the sandbox
-// with the reference manifest. Returns the top layer id.
+// Imports `archive`, checks the printed id is the top of a chain as long as
+// the image, mounts a sandbox on it and compares the sandbox with the
+// reference manifest. Returns the top layer id.
 std::string import_and_compare(Store& s, const fs::path& archive) {
     std::string top = s.import(archive);
+    json layers = run_reference("oci_apply.py", "layers " + quote(archive.string()));
+    json shown = s.show(top);
+    BOOST_TEST(shown["chain"].size() + 1 == layers.size(), "chain of " << top);
+    for (const auto& l : s.ls()) {
+        BOOST_TEST(l["parent"] != top, top << " is not the top layer: " << l["id"]);
+    }
     fs::path mnt = s.sandbox("sb", top);
     expect_same_tree(reference_manifest(archive), tree_manifest(mnt),
                      "sandbox on " + archive.filename().string());
     s.ok({"put", "sb"});
     return top;
 }
+
+// A docker-archive with the cases the shared images lack: an opaque
+// directory whose marker sits between entries of its own layer, a
+// whiteout and re-creation of the same name in one layer, a directory
+// replaced by a file and a file by a directory, and hard links that
+// outlive the whiteout of the name they were made from.
+const char* kCraftImage = R"PY(
+import hashlib, io, json, sys, tarfile
+def layer(entries):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, kind, data in entries:
+            ti = tarfile.TarInfo(name)
+            ti.mtime, ti.uid, ti.gid = 1700000000, 1000, 1000
+            if kind == "d":
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o750
+            elif kind == "h":
+                ti.type, ti.linkname = tarfile.LNKTYPE, data
+            elif kind == "s":
+                ti.type, ti.linkname = tarfile.SYMTYPE, data
+            else:
+                ti.mode, ti.size = 0o4711 if kind == "x" else 0o640, len(data)
+            t.addfile(ti, io.BytesIO(data) if kind in "fx" else None)
+    return buf.getvalue()
+layers = [
+    layer([("d", "d", b""), ("d/old", "f", b"old"), ("d/sub", "d", b""), ("d/sub/x", "f", b"x"),
+           ("k", "x", b"k data"), ("k2", "h", "k"), ("k3", "h", "k"), ("m", "d", b""), ("m/f", "f", b"f"),
+           ("n", "f", b"n"), ("s", "s", "d/old")]),
+    layer([("d", "d", b""), ("d/new", "f", b"new"), ("d/.wh..wh..opq", "f", b""),
+           ("d/new2", "f", b"new2"), (".wh.k", "f", b""), ("k", "d", b""), ("k/in", "f", b"in"),
+           ("m", "f", b"m is a file"), ("n", "d", b""), ("n/g", "f", b"g")]),
+    layer([(".wh.m", "f", b""), ("m", "d", b""), ("m/h", "f", b"h")]),
+]
+ids = ["sha256:" + hashlib.sha256(l).hexdigest() for l in layers]
+config = json.dumps({"architecture": "amd64", "os": "linux",
+                     "rootfs": {"type": "layers", "diff_ids": ids}}).encode()
+names = ["l%d/layer.tar" % i for i in range(len(layers))]
+manifest = json.dumps([{"Config": "config.json", "RepoTags": ["crafted:1"],
+                        "Layers": names}]).encode()
+with tarfile.open(sys.argv[1], "w") as out:
+    for name, data in zip(names + ["config.json", "manifest.json"], layers + [config, manifest]):
+        ti = tarfile.TarInfo(name)
+        ti.size = len(data)
+        out.addfile(ti, io.BytesIO(data))
+)PY";
 
 const std::vector<std::string> kArchives = {
     "images/tzdata-docker.tar",
@@ -239,6 +291,16 @@ BOOST_AUTO_TEST_CASE(oci_layout_directory_matches_reference) {
                             quote(layout.string()));
     BOOST_TEST_REQUIRE(r.exit_code == 0, r.out);
     import_and_compare(s, layout);
+}
+
+BOOST_AUTO_TEST_CASE(crafted_whiteouts_match_reference) {
+    Store s;
+    fs::path archive = s.dir / "crafted.tar";
+    fs::path script = s.dir / "craft.py";
+    spill(script, kCraftImage);
+    RunResult r = run_shell("python3 " + quote(script.string()) + " " + quote(archive.string()));
+    BOOST_TEST_REQUIRE(r.exit_code == 0, r.out);
+    import_and_compare(s, archive);
 }
 
 BOOST_AUTO_TEST_CASE(import_twice_adds_no_layers) {
