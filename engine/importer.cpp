@@ -44,7 +44,7 @@ std::string import_layer(Driver& driver, ImageArchive& archive, const ImageLayer
                          const std::string& parent_chain, const std::optional<std::string>& parent,
                          ImportProgress& progress,
                          const std::function<void(const ImportProgress&)>& report,
-                         size_t& new_layers) {
+                         std::vector<std::string>& created) {
     std::string diff_id = ref.diff_id.empty() ? compute_diff_id(archive, ref) : ref.diff_id;
     std::string chain = chain_id(parent_chain, diff_id);
     std::string id = digest_hex(chain);
@@ -71,8 +71,8 @@ std::string import_layer(Driver& driver, ImageArchive& archive, const ImageLayer
         }
     };
     driver.apply_diff(id, parent, counted, check);
+    created.push_back(id);
     crash_point("import.after_layer");
-    ++new_layers;
     return chain;
 }
 
@@ -97,33 +97,72 @@ std::string compute_diff_id(ImageArchive& archive, const ImageLayerRef& ref) {
 
 }  // namespace
 
-ImportResult import_image(Driver& driver, const std::filesystem::path& path,
-                          const std::optional<std::string>& name,
-                          const std::function<void(const ImportProgress&)>& report) {
-    auto archive = ImageArchive::open(path);
-    ImportResult result;
-    const auto& images = archive->images();
-    for (size_t i = 0; i < images.size(); ++i) {
-        const ImageManifest& image = images[i];
-        ImportResult one;
-        std::string chain;
-        std::optional<std::string> parent;
+namespace {
+
+// Removes the layers an import made, newest first, so that a refused image
+// leaves the store as it was. A crash before this runs leaves them as ready
+// layers that a later import reuses.
+void roll_back(Driver& driver, const std::vector<std::string>& created) {
+    for (auto it = created.rbegin(); it != created.rend(); ++it) {
+        try {
+            driver.remove(*it);
+            spdlog::info("import: removed layer {} of the refused image", *it);
+        } catch (const std::exception& e) {
+            spdlog::error("import: could not remove layer {} of the refused image: {}", *it,
+                          e.what());
+        }
+    }
+}
+
+ImportResult import_one(Driver& driver, ImageArchive& archive, const ImageManifest& image,
+                        const std::string& archive_name,
+                        const std::function<void(const ImportProgress&)>& report) {
+    ImportResult one;
+    std::vector<std::string> created;
+    std::string chain;
+    std::optional<std::string> parent;
+    try {
         for (size_t l = 0; l < image.layers.size(); ++l) {
             ImportProgress progress;
             progress.layer_index = l + 1;
             progress.layer_count = image.layers.size();
             try {
-                chain = import_layer(driver, *archive, image.layers[l], chain, parent, progress,
-                                     report, one.new_layers);
+                chain = import_layer(driver, archive, image.layers[l], chain, parent, progress,
+                                     report, created);
             } catch (const std::exception& e) {
-                throw Error("import " + path.string() + ": layer " + std::to_string(l + 1) +
-                            "/" + std::to_string(image.layers.size()) + ": " + e.what());
+                throw Error("import " + archive_name + ": layer " + std::to_string(l + 1) + "/" +
+                            std::to_string(image.layers.size()) + ": " + e.what());
             }
             parent = digest_hex(chain);
             one.layers.push_back(*parent);
         }
-        if (!parent) throw Error("image archive " + path.string() + ": image has no layers");
-        one.top_layer = *parent;
+    } catch (...) {
+        roll_back(driver, created);
+        throw;
+    }
+    one.top_layer = *parent;
+    one.new_layers = created.size();
+    return one;
+}
+
+}  // namespace
+
+ImportResult import_image(Driver& driver, const std::filesystem::path& path,
+                          const std::optional<std::string>& name,
+                          const std::function<void(const ImportProgress&)>& report) {
+    auto archive = ImageArchive::open(path);
+    const auto& images = archive->images();
+    for (const ImageManifest& image : images) {
+        if (image.layers.empty()) {
+            throw Error("image archive " + path.string() + ": image '" + image.name +
+                        "' has no layers");
+        }
+    }
+
+    ImportResult result;
+    for (size_t i = 0; i < images.size(); ++i) {
+        const ImageManifest& image = images[i];
+        ImportResult one = import_one(driver, *archive, image, path.string(), report);
         one.image_name = (i + 1 == images.size() && name) ? *name : image.name;
         if (one.image_name.empty()) one.image_name = digest_hex(image.config_digest).substr(0, 12);
 

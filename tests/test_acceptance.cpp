@@ -526,24 +526,3 @@ BOOST_AUTO_TEST_CASE(bare_layer_tar_is_no_image_but_applies_with_its_xattr) {
     BOOST_TEST(n == 20);
     s.ok({"put", "sb"});
 }
-
-BOOST_AUTO_TEST_CASE(export_keeps_the_original_layer_digests) {
-    fs::path archive = shared_file("images/tzdata-docker.tar");
-    Store s;
-    s.ok({"import", archive.string(), "--name", "tz"});
-    fs::path out = s.dir / "exported.tar";
-    RunResult r = s.run({"export", "tz", "-o", out.string()});
-    BOOST_TEST_REQUIRE(r.exit_code == 0, "export tz -o FILE: " << r.err);
-
-    json want = run_reference("oci_apply.py", "digests " + quote(archive.string()));
-    json got = run_reference("oci_apply.py", "digests " + quote(out.string()));
-    BOOST_TEST_REQUIRE(got.size() == want.size());
-    for (size_t i = 0; i < got.size(); ++i) {
-        BOOST_TEST(got[i]["content_digest"] == want[i]["diff_id"], "layer " << i);
-        BOOST_TEST((got[i]["diff_id"].is_null() || got[i]["diff_id"] == want[i]["diff_id"]));
-    }
-    expect_same_tree(reference_manifest(archive), reference_manifest(out), "exported image");
-
-    Store again;
-    again.import(out);
-}

@@ -149,7 +149,6 @@ const std::map<std::string, std::vector<std::string>> kVerbs = {
     {"status", {"--json"}},
     {"cleanup", {}},
     {"import", {"ARCHIVE", "--name"}},
-    {"export", {"-o"}},
     {"ls", {"--catalog"}},
     {"tree", {"--dot", "--catalog"}},
     {"show", {"ID", "--catalog"}},
@@ -157,9 +156,8 @@ const std::map<std::string, std::vector<std::string>> kVerbs = {
     {"find", {"PATH", "--catalog"}},
     {"du", {"--catalog"}},
     {"stats", {"--catalog"}},
-    {"fsck", {"--repair"}},
+    {"fsck", {"--repair", "--full", "--json"}},
     {"recover", {}},
-    {"migrate", {"--from", "--layerdb", "--dry-run"}},
 };
 
 BOOST_AUTO_TEST_CASE(help_of_strata_and_of_every_verb) {
@@ -190,6 +188,7 @@ BOOST_AUTO_TEST_CASE(help_of_strata_and_of_every_verb) {
 BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
     Store s;
     expect_usage_error(s.run({"frobnicate"}), "an unknown verb");
+    expect_usage_error(s.run({"frobnicate", "--help"}), "an unknown verb with --help");
     expect_usage_error(s.run({}), "no verb");
     for (const char* verb : {"create", "remove", "exists", "get", "put", "diff", "changes",
                              "apply-diff", "diff-size", "metadata", "show", "files", "find"}) {

@@ -120,6 +120,10 @@ int main(int argc, char** argv) {
     register_store_verbs(app, d);
     register_inspect_verbs(app, d);
 
+    if (std::string verb = unknown_verb(app, argc, argv); !verb.empty()) {
+        std::cerr << "strata: error: unknown verb '" << verb << "' (see 'strata --help')\n";
+        return 2;
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
