@@ -4,7 +4,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 #include "engine/driver.h"
 #include "engine/error.h"
@@ -248,4 +250,34 @@ BOOST_AUTO_TEST_CASE(unsafe_store_roots_are_refused) {
     fs::create_directory_symlink(root, link);
     err = error_of([&] { Driver d(store_at(link)); });
     BOOST_TEST(err.find("not a directory") != std::string::npos, err);
+}
+
+BOOST_AUTO_TEST_CASE(threads_with_their_own_drivers_serialise) {
+    TempDir dir;
+    { Driver d(opts(dir)); d.create("base", {}); }
+    constexpr int kThreads = 4, kEach = 10;
+    std::vector<std::thread> threads;
+    std::atomic<int> failures{0};
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            try {
+                Driver d(opts(dir));
+                for (int i = 0; i < kEach; ++i) {
+                    std::string id = "t" + std::to_string(t) + "-" + std::to_string(i);
+                    d.create(id, CreateOptions{"base", i % 2 == 1, {}});
+                    if (i % 3 == 0) d.remove(id);
+                }
+            } catch (const std::exception& e) {
+                BOOST_TEST_MESSAGE("thread " << t << ": " << e.what());
+                ++failures;
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    BOOST_TEST(failures.load() == 0);
+    Driver d(opts(dir));
+    // Per thread: 10 created, i = 0, 3, 6, 9 removed.
+    BOOST_TEST(d.catalog().layers().size() == 1u + kThreads * 6u);
+    BOOST_TEST(layer_dirs(dir).size() == 1u + kThreads * 6u);
+    BOOST_TEST(run_fsck(d, false).problems.empty());
 }
