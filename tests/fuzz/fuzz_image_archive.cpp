@@ -237,6 +237,14 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     return 0;
 }
 
+#if STRATA_FUZZ_IMAGE_MODE == 5
+// Whole archives are tars: mutations keep their header checksums valid.
+extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max_size,
+                                          unsigned int /*seed*/) {
+    return strata::fuzz::mutate_tar(data, size, max_size);
+}
+#endif
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Fixture& f = fixture();
     std::string input(reinterpret_cast<const char*>(data), size);

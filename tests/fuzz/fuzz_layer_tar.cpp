@@ -16,6 +16,9 @@
 //
 // `case` is made afresh for every input and removed after it.
 //
+// Mutations go through strata::fuzz::mutate_tar, which repairs the header
+// checksums of uncompressed tars so mutated headers reach the codec.
+//
 // Findings (the process aborts, libFuzzer keeps the input):
 //   - any exception other than strata::Error, any crash or sanitizer report;
 //   - anything outside <root>/case/layer created, removed or changed,
@@ -154,6 +157,11 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     spdlog::set_level(spdlog::level::off);
     fixture();
     return 0;
+}
+
+extern "C" size_t LLVMFuzzerCustomMutator(uint8_t* data, size_t size, size_t max_size,
+                                          unsigned int /*seed*/) {
+    return strata::fuzz::mutate_tar(data, size, max_size);
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -13,12 +13,16 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <vector>
 
 #include "engine/archive_index.h"
 #include "engine/digest.h"
 #include "engine/error.h"
+
+// libFuzzer's own mutation, callable from a custom mutator.
+extern "C" size_t LLVMFuzzerMutate(uint8_t* data, size_t size, size_t max_size);
 
 namespace strata::fuzz {
 
@@ -234,6 +238,65 @@ std::string snapshot_diff(const std::string& before, const std::string& after) {
         if (a.count(line) == 0) out += "\n  + " + line;
     }
     return out;
+}
+
+namespace {
+
+constexpr size_t kBlock = 512;
+
+// The value of a numeric tar header field: octal digits (leading spaces
+// allowed, ending at a space or NUL), or base-256 when the top bit of the
+// first byte is set. nullopt when it is neither.
+std::optional<uint64_t> tar_number(const uint8_t* field, size_t len) {
+    if ((field[0] & 0x80) != 0) {
+        uint64_t v = field[0] & 0x3f;
+        for (size_t i = 1; i < len; ++i) {
+            if (v > (UINT64_MAX >> 8)) return std::nullopt;
+            v = (v << 8) | field[i];
+        }
+        return v;
+    }
+    size_t i = 0;
+    while (i < len && field[i] == ' ') ++i;
+    uint64_t v = 0;
+    size_t digits = 0;
+    for (; i < len && field[i] >= '0' && field[i] <= '7'; ++i, ++digits)
+        v = v * 8 + (field[i] - '0');
+    if (digits == 0) return std::nullopt;
+    return v;
+}
+
+}  // namespace
+
+void fix_tar_checksums(uint8_t* data, size_t size) {
+    size_t pos = 0;
+    while (pos + kBlock <= size) {
+        uint8_t* h = data + pos;
+        pos += kBlock;
+        if (std::memcmp(h + 257, "ustar", 5) != 0) continue;  // not a header we know
+
+        // The checksum counts its own field as eight spaces.
+        unsigned sum = 0;
+        for (size_t i = 0; i < kBlock; ++i) sum += (i >= 148 && i < 156) ? ' ' : h[i];
+        char field[9];
+        std::snprintf(field, sizeof field, "%06o", sum & 0777777);
+        std::memcpy(h + 148, field, 6);
+        h[154] = '\0';
+        h[155] = ' ';
+
+        // Entries without data: links, devices, directories, fifos.
+        char type = static_cast<char>(h[156]);
+        if (type >= '1' && type <= '6') continue;
+        std::optional<uint64_t> n = tar_number(h + 124, 12);
+        if (!n || *n > size) continue;
+        pos += static_cast<size_t>((*n + kBlock - 1) / kBlock * kBlock);
+    }
+}
+
+size_t mutate_tar(uint8_t* data, size_t size, size_t max_size) {
+    size = LLVMFuzzerMutate(data, size, max_size);
+    fix_tar_checksums(data, size);
+    return size;
 }
 
 size_t MemorySource::read(void* buf, size_t n) {

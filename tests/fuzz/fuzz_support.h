@@ -59,6 +59,16 @@ std::string tree_snapshot(const std::filesystem::path& root,
 // `after` missing from `before` ("+ ..."), for a finding's message.
 std::string snapshot_diff(const std::string& before, const std::string& after);
 
+// Recomputes the header checksum of every ustar/GNU/PAX header block of the
+// uncompressed tar in data[0, size), walking headers by their size fields.
+// libarchive refuses a header whose checksum is wrong, so without this
+// nearly every mutation of a header would end the parse there.
+void fix_tar_checksums(uint8_t* data, size_t size);
+
+// A libFuzzer custom mutation for tar inputs: libFuzzer's own mutation,
+// then fix_tar_checksums(). For LLVMFuzzerCustomMutator.
+size_t mutate_tar(uint8_t* data, size_t size, size_t max_size);
+
 // A ByteSource over a buffer it does not own, handing out at most `chunk`
 // bytes per read so short reads are exercised.
 class MemorySource : public ByteSource {
