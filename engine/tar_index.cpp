@@ -265,7 +265,10 @@ void TarIndex::add(archive* a, archive_entry* entry, uint64_t ordinal, bool comp
     if (node.kind == Kind::File && !compressed && allow_pread &&
         archive_entry_sparse_count(entry) == 0) {
         int64_t offset = archive_filter_bytes(a, 0);
-        if (offset >= 0 && offset + int64_t(node.size) <= file_size_) node.data_offset = offset;
+        // Compared without adding: a hostile header's size may be near 2^63.
+        bool fits = offset >= 0 && offset <= file_size_ &&
+                    node.size <= static_cast<uint64_t>(file_size_ - offset);
+        if (fits) node.data_offset = offset;
     }
     if (node.kind == Kind::File && compressed && node.size <= kCacheEntryLimit &&
         cached_bytes_ + node.size <= kCacheTotalLimit) {

@@ -424,3 +424,18 @@ BOOST_AUTO_TEST_CASE(broken_legacy_chains_are_refused) {
                    crafted.where() + ": a/json: id 'other' is not its directory's name");
     }
 }
+
+// Found by fuzzing: a header whose size is near 2^63 made the data-offset
+// check overflow (undefined behaviour, caught by UBSan). It must be a plain
+// refusal.
+BOOST_AUTO_TEST_CASE(header_with_a_huge_size_is_refused_without_overflow) {
+    std::filesystem::path input =
+        std::filesystem::path(STRATA_SOURCE_DIR) / "tests/fuzz/crashers/fuzz_image_tar-1";
+    std::string message;
+    try {
+        strata::ImageArchive::open(input);
+    } catch (const strata::Error& e) {
+        message = e.what();
+    }
+    BOOST_TEST(message.find("image archive " + input.string()) == 0u, message);
+}
