@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/archive_index.h"
+#include "engine/error.h"
 #include "engine/image_archive.h"
 #include "tests/image_archive_util.h"
 
