@@ -19,7 +19,9 @@ pax() {
     gtar --format=posix --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime "$@"
 }
 
-rm -rf "$corpus"
+# Regression seeds (regress-*, inputs of fixed findings) are kept.
+mkdir -p "$corpus"
+find "$corpus" -type f ! -name 'regress-*' -delete
 mkdir -p "$corpus"/{layer_tar,oci_index,oci_manifest,oci_config,docker_manifest,image_tar}
 L="$corpus/layer_tar"
 
