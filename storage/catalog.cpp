@@ -4,6 +4,9 @@
 #include <SQLiteCpp/Statement.h>
 #include <spdlog/spdlog.h>
 
+#include <sqlite3.h>
+#include <unistd.h>
+
 #include <ctime>
 #include <fstream>
 
@@ -21,6 +24,7 @@ std::string describe(const std::filesystem::path& file) { return "catalog " + fi
 
 // Refuses, before SQLite touches it, a file that is not a SQLite database.
 void check_sqlite_header(const std::filesystem::path& file) {
+    if (std::filesystem::is_directory(file)) throw Error(describe(file) + ": is a directory");
     std::ifstream in(file, std::ios::binary);
     if (!in) throw Error(describe(file) + ": cannot be read");
     char magic[16] = {};
@@ -29,6 +33,32 @@ void check_sqlite_header(const std::filesystem::path& file) {
     if (in.gcount() < 16 || std::string(magic, 16) != std::string("SQLite format 3\0", 16)) {
         throw Error(describe(file) + ": not a SQLite database (bad header)");
     }
+}
+
+// A SQLite URI naming `file`, with the characters URIs reserve escaped.
+std::string file_uri(const std::filesystem::path& file, const char* query) {
+    std::string uri = "file:";
+    for (unsigned char c : std::filesystem::absolute(file).string()) {
+        if (c == '%' || c == '?' || c == '#' || c < 0x21 || c >= 0x7f) {
+            char buf[4];
+            std::snprintf(buf, sizeof buf, "%%%02X", c);
+            uri += buf;
+        } else {
+            uri.push_back(static_cast<char>(c));
+        }
+    }
+    return uri + query;
+}
+
+// Read-only access writes nothing beside the file when it can: without a
+// WAL file there is nothing to replay, and SQLite may treat the file as
+// immutable (no -shm, no locks), which also works on read-only media.
+std::unique_ptr<SQLite::Database> open_read_only(const std::filesystem::path& file) {
+    if (!std::filesystem::exists(file.string() + "-wal")) {
+        return std::make_unique<SQLite::Database>(file_uri(file, "?immutable=1"),
+                                                  SQLite::OPEN_READONLY | SQLite::OPEN_URI);
+    }
+    return std::make_unique<SQLite::Database>(file.string(), SQLite::OPEN_READONLY);
 }
 
 }  // namespace
@@ -50,7 +80,7 @@ Catalog::Catalog(const std::filesystem::path& file, Mode mode) : file_(file) {
     if (exists) check_sqlite_header(file);
     try {
         if (mode == Mode::ReadOnly) {
-            db_ = std::make_unique<SQLite::Database>(file.string(), SQLite::OPEN_READONLY);
+            db_ = open_read_only(file);
         } else {
             db_ = std::make_unique<SQLite::Database>(
                 file.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
@@ -74,7 +104,11 @@ void Catalog::check_identity(Mode mode) {
     int version = db_->execAndGet("PRAGMA user_version").getInt();
     int tables = db_->execAndGet("SELECT count(*) FROM sqlite_master").getInt();
 
-    if (app_id != kApplicationId && !(app_id == 0 && version == 0 && tables == 0)) {
+    bool blank = app_id == 0 && version == 0 && tables == 0;
+    if (mode == Mode::ReadOnly && blank) {
+        throw Error(describe(file_) + ": not a strata catalog (an empty database)");
+    }
+    if (app_id != kApplicationId && !blank) {
         throw Error(describe(file_) + ": not a strata catalog (application_id " +
                     std::to_string(app_id) + ")");
     }
@@ -95,7 +129,18 @@ void Catalog::check_identity(Mode mode) {
 void Catalog::configure(Mode mode) {
     db_->exec("PRAGMA foreign_keys = ON");
     if (mode == Mode::ReadWrite) {
-        db_->exec("PRAGMA journal_mode = WAL");
+        // Switching to WAL needs the database to itself for a moment; another
+        // process opening the same new catalog may hold it, and the busy
+        // handler does not cover every lock involved, so retry briefly.
+        for (int attempt = 0;; ++attempt) {
+            try {
+                db_->exec("PRAGMA journal_mode = WAL");
+                break;
+            } catch (const SQLite::Exception& e) {
+                if (e.getErrorCode() != SQLITE_BUSY || attempt >= 300) throw;
+                ::usleep(10000);
+            }
+        }
         db_->exec("PRAGMA synchronous = FULL");
     }
 }
@@ -105,8 +150,14 @@ void Catalog::migrate() {
     if (current == catalog_schema_version()) return;
 
     // Every pending migration in one transaction: an old catalog is either
-    // fully upgraded or left exactly as it was.
+    // fully upgraded or left exactly as it was. The version is read again
+    // under the write lock: another process may have just done the work.
     Txn txn(*this);
+    current = schema_version();
+    if (current == catalog_schema_version()) {
+        txn.commit();
+        return;
+    }
     for (const Migration& m : schema_migrations()) {
         if (m.version <= current) continue;
         db_->exec(m.sql);

@@ -122,3 +122,15 @@ BOOST_AUTO_TEST_CASE(refcounts_stay_exact_under_eight_processes) {
     RunResult f = run_strata(root, {"fsck", "--json"});
     BOOST_TEST(f.exit_code == 0, f.out);
 }
+
+BOOST_AUTO_TEST_CASE(a_new_store_opened_by_several_processes_at_once) {
+    for (int round = 0; round < 8; ++round) {
+        TempDir dir("strata-first-open");
+        fs::path root = round % 2 ? dir / "store" : dir.path();  // missing, or empty
+        std::vector<int> pids;
+        for (int p = 0; p < 4; ++p) pids.push_back(spawn_strata(root, {"stats", "--json"}));
+        for (int pid : pids) BOOST_TEST(wait_exit(pid) == 0, "round " << round);
+        auto stats = nlohmann::json::parse(must(root, {"stats", "--json"}));
+        BOOST_TEST(stats["schema_version"] == 1);
+    }
+}
