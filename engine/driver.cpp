@@ -333,7 +333,7 @@ void Driver::index_and_apply(const LayerRow& row, ByteSource& tar, const ApplyCh
 }
 
 uint64_t Driver::apply_diff(const std::string& id, const std::optional<std::string>& parent,
-                            ByteSource& tar, const ApplyCheck& check) {
+                            ByteSource& tar, const ApplyOptions& options) {
     validate_layer_id(id);
     if (parent && !parent->empty()) validate_layer_id(*parent);
     StoreLock lock(root_);
@@ -341,9 +341,18 @@ uint64_t Driver::apply_diff(const std::string& id, const std::optional<std::stri
 
     std::optional<LayerRow> existing = catalog_->layer(id);
     LayerRow row;
+    if (existing && existing->state == LayerState::Ready && !options.reuse_digest.empty() &&
+        existing->diff_digest == options.reuse_digest && existing->parent == parent) {
+        if (options.reused) *options.reused = true;
+        return existing->size;
+    }
     if (existing) {
         row = ready_layer(id);
         check_parent_arg(row, parent);
+        if (!row.diff_digest.empty() || catalog_->file_count(id) > 0) {
+            throw Error("apply-diff layer " + id + ": it already holds an applied diff (" +
+                        row.diff_digest + "); applied layers are immutable");
+        }
         if (row.kind == LayerKind::Sandbox) {
             throw Error("apply-diff layer " + id + ": it is a sandbox; apply to a read-only layer");
         }
@@ -372,7 +381,7 @@ uint64_t Driver::apply_diff(const std::string& id, const std::optional<std::stri
     crash_point("apply.after_intent");
     try {
         if (!existing) backend_->create_layer(row.native_id, native_chain(id));
-        index_and_apply(row, tar, check);
+        index_and_apply(row, tar, options.check);
     } catch (const std::exception& e) {
         destroy_failed(row, "apply-diff", e.what());
         throw Error(std::string("apply-diff layer ") + id + ": " + e.what());

@@ -49,6 +49,14 @@ struct CreateOptions {
 // ready; throws Error to refuse the layer (for example a digest mismatch).
 using ApplyCheck = std::function<void(const ApplyResult&)>;
 
+struct ApplyOptions {
+    ApplyCheck check;
+    // When set and the layer already exists, is ready and has this diff
+    // digest, the tar is not read and the layer is reused (`reused` is set).
+    std::string reuse_digest;
+    bool* reused = nullptr;
+};
+
 // Refuses, before any file-system call, a layer id that is empty, longer
 // than 128 bytes, has bytes other than [A-Za-z0-9._-], starts with '.' or
 // '-', or ends in "-removing".
@@ -94,9 +102,11 @@ public:
     uint64_t diff_size(const std::string& id, const std::optional<std::string>& parent);
 
     // Applies a layer tar to layer `id`, creating the layer (with `parent`)
-    // if it does not exist. Returns the layer's size in bytes.
+    // if it does not exist. An existing layer must be an empty read-only one
+    // (made by create and never applied): applied layers are immutable.
+    // Returns the layer's size in bytes.
     uint64_t apply_diff(const std::string& id, const std::optional<std::string>& parent,
-                        ByteSource& tar, const ApplyCheck& check = {});
+                        ByteSource& tar, const ApplyOptions& options = {});
 
     std::vector<std::pair<std::string, std::string>> metadata(const std::string& id);
     std::vector<std::pair<std::string, std::string>> status();

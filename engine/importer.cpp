@@ -70,7 +70,19 @@ std::string import_layer(Driver& driver, ImageArchive& archive, const ImageLayer
                         " does not match " + ref.blob_digest);
         }
     };
-    driver.apply_diff(id, parent, counted, check);
+    // Another import may be making the same layer right now: the driver
+    // decides under the store lock whether it is still needed.
+    ApplyOptions options;
+    options.check = check;
+    options.reuse_digest = diff_id;
+    bool reused = false;
+    options.reused = &reused;
+    driver.apply_diff(id, parent, counted, options);
+    if (reused) {
+        progress.reused = true;
+        if (report) report(progress);
+        return chain;
+    }
     created.push_back(id);
     crash_point("import.after_layer");
     return chain;

@@ -174,8 +174,9 @@ BOOST_AUTO_TEST_CASE(failed_apply_leaves_nothing_behind) {
     // The check runs after the data is written and before the commit.
     StringSource again(good);
     std::string err = error_of([&] {
-        d.apply_diff("child", std::string("base"), again,
-                     [](const ApplyResult&) { throw Error("digest mismatch (test)"); });
+        ApplyOptions refuse;
+        refuse.check = [](const ApplyResult&) { throw Error("digest mismatch (test)"); };
+        d.apply_diff("child", std::string("base"), again, refuse);
     });
     BOOST_TEST(err.find("apply-diff layer child") == 0u, err);
     BOOST_TEST(err.find("digest mismatch (test)") != std::string::npos, err);
@@ -190,6 +191,15 @@ BOOST_AUTO_TEST_CASE(failed_apply_leaves_nothing_behind) {
     BOOST_TEST(!d.catalog().layer("junk").has_value());
     BOOST_TEST((layer_dirs(dir) == before_layers));
     BOOST_TEST(run_fsck(d, false).problems.empty());
+
+    // An applied layer is immutable; an empty one made by create is not.
+    StringSource more(good);
+    err = error_of([&] { d.apply_diff("base", std::nullopt, more); });
+    BOOST_TEST(err.find("already holds an applied diff") != std::string::npos, err);
+    BOOST_TEST(d.catalog().layer("base")->size == 3u);
+    d.create("empty", CreateOptions{"base", false, {}});
+    StringSource into(good);
+    BOOST_TEST(d.apply_diff("empty", std::string("base"), into) == 3u);
 }
 
 BOOST_AUTO_TEST_CASE(recovery_undoes_intents_and_collects_unknown_layers) {

@@ -134,3 +134,20 @@ BOOST_AUTO_TEST_CASE(a_new_store_opened_by_several_processes_at_once) {
         BOOST_TEST(stats["schema_version"] == 1);
     }
 }
+
+BOOST_AUTO_TEST_CASE(the_same_image_imported_twice_at_once) {
+    TempDir dir("strata-twin-import");
+    fs::path root = dir / "store";
+    std::string archive = std::string(STRATA_SOURCE_DIR) + "/tests/data/tzdata-oci-zstd.tar";
+    must(root, {"stats"});
+    int a = spawn_strata(root, {"import", archive, "--name", "a"});
+    int b = spawn_strata(root, {"import", archive, "--name", "b"});
+    BOOST_TEST(wait_exit(a) == 0);
+    BOOST_TEST(wait_exit(b) == 0);
+    auto ls = nlohmann::json::parse(must(root, {"ls", "--json"}));
+    BOOST_TEST(ls.size() == 3u);
+    BOOST_TEST(must(root, {"exists", "bb9e347aa16c15628cc823bb0244c07e662a3c53ed2ab7c44b3b69cc6d005462"})
+                   .empty());
+    RunResult f = run_strata(root, {"fsck", "--json"});
+    BOOST_TEST(f.exit_code == 0, f.out);
+}
