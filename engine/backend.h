@@ -86,6 +86,11 @@ public:
     // removal names), for recovery and fsck.
     virtual std::vector<std::string> list() = 0;
 
+    // Removes scratch state no operation is using (half-built copies, mount
+    // and work directories of layers that no longer exist) and returns one
+    // line per thing removed. REQUIRES: the store lock is held.
+    virtual std::vector<std::string> collect_leftovers() = 0;
+
     // The layer writer: applies a layer tar to an existing, empty layer.
     virtual ApplyResult write_layer(const std::string& id, const Chain& parents, ByteSource& tar,
                                     const std::function<void(const FileRecord&)>& on_entry) = 0;

@@ -50,6 +50,9 @@ void prepare_root(const fs::path& root) {
         if (::mkdir(root.c_str(), 0700) != 0 && errno != EEXIST) {
             throw_errno("store " + root.string() + ": cannot create");
         }
+    } else if (S_ISLNK(st.st_mode)) {
+        throw Error("store " + root.string() +
+                    ": is a symlink; give the directory it points to as --root");
     } else if (!S_ISDIR(st.st_mode)) {
         throw Error("store " + root.string() + ": not a directory");
     }

@@ -71,6 +71,7 @@ public:
     std::string mount_path(const std::string& id) override { return inner_->mount_path(id); }
     bool exists(const std::string& id) override { return inner_->exists(id); }
     std::vector<std::string> list() override { return inner_->list(); }
+    std::vector<std::string> collect_leftovers() override { return inner_->collect_leftovers(); }
     ApplyResult write_layer(const std::string& id, const Chain& p, ByteSource& tar,
                             const std::function<void(const FileRecord&)>& on_entry) override {
         hit("write_layer", id);

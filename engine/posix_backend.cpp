@@ -116,7 +116,7 @@ MountMode PosixBackend::effective_mode() {
 }
 
 bool PosixBackend::probe_overlay() {
-    fs::path probe = root_ / "work" / ".probe";
+    fs::path probe = root_ / "work" / (".probe-" + std::to_string(::getpid()));
     std::error_code ec;
     fs::remove_all(probe, ec);
     fs::create_directories(probe / "lower", ec);

@@ -52,6 +52,7 @@ public:
     std::string mount_path(const std::string& id) override;
     bool exists(const std::string& id) override;
     std::vector<std::string> list() override;
+    std::vector<std::string> collect_leftovers() override;
     ApplyResult write_layer(const std::string& id, const Chain& parents, ByteSource& tar,
                             const std::function<void(const FileRecord&)>& on_entry) override;
     void read_layer(const std::string& id, ByteSink& out) override;

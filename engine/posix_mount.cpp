@@ -33,6 +33,28 @@ void touch(const fs::path& p, const std::string& what) {
 
 }  // namespace
 
+std::vector<std::string> PosixBackend::collect_leftovers() {
+    std::vector<std::string> done;
+    auto suffix = [](const std::string& s, const std::string& end) {
+        return s.size() > end.size() && s.compare(s.size() - end.size(), end.size(), end) == 0;
+    };
+    for (const char* sub : {"mnt", "work"}) {
+        for (const auto& e : fs::directory_iterator(root_ / sub)) {
+            std::string name = e.path().filename().string();
+            std::string id = name;
+            if (name.rfind(".probe-", 0) == 0) continue;  // another process's overlay probe
+            if (suffix(name, ".tmp")) id.clear();  // a copy never finished
+            if (suffix(name, ".copy")) id = name.substr(0, name.size() - 5);
+            if (!id.empty() && fs::exists(layer_dir(id))) continue;
+            if (is_mount_point(e.path())) continue;  // never delete through a mount
+            std::error_code ec;
+            fs::remove_all(e.path(), ec);
+            if (!ec) done.push_back("removed leftover " + e.path().string());
+        }
+    }
+    return done;
+}
+
 fs::path PosixBackend::copy_marker(const std::string& id) const {
     return root_ / "work" / (id + ".copy");
 }

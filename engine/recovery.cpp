@@ -102,6 +102,11 @@ std::vector<std::string> run_recovery(Catalog& catalog, Backend& backend,
     undo_intents(catalog, backend, done);
     reset_mounts(catalog, backend, boot_id, done);
     collect_unknown(catalog, backend, done);
+    for (const std::string& line : backend.collect_leftovers()) {
+        Catalog::Txn txn(catalog);
+        note(done, catalog, "", line);
+        txn.commit();
+    }
     if (!done.empty()) spdlog::info("recover: {} repairs", done.size());
     return done;
 }

@@ -15,6 +15,8 @@
 //   mounts prepared with refcount 0 (a crash between a native step and its
 //   commit): taken down.
 //   native layers the catalog does not know: destroyed (collected).
+//   scratch the backend left (half-built copied trees, mount and work
+//   directories of layers that are gone): removed.
 #pragma once
 
 #include <string>

@@ -259,7 +259,7 @@ BOOST_AUTO_TEST_CASE(unsafe_store_roots_are_refused) {
     fs::path link = dir / "link";
     fs::create_directory_symlink(root, link);
     err = error_of([&] { Driver d(store_at(link)); });
-    BOOST_TEST(err.find("not a directory") != std::string::npos, err);
+    BOOST_TEST(err.find("is a symlink") != std::string::npos, err);
 }
 
 BOOST_AUTO_TEST_CASE(threads_with_their_own_drivers_serialise) {
@@ -290,4 +290,28 @@ BOOST_AUTO_TEST_CASE(threads_with_their_own_drivers_serialise) {
     BOOST_TEST(d.catalog().layers().size() == 1u + kThreads * 6u);
     BOOST_TEST(layer_dirs(dir).size() == 1u + kThreads * 6u);
     BOOST_TEST(run_fsck(d, false).problems.empty());
+}
+
+BOOST_AUTO_TEST_CASE(recovery_removes_scratch_left_by_a_crash) {
+    TempDir dir;
+    std::string native;
+    {
+        Driver d(opts(dir));
+        d.create("sb", CreateOptions{std::nullopt, true, {}});
+        native = d.catalog().layer("sb")->native_id;
+    }
+    // A copy that was killed while being built, and dirs of a vanished layer.
+    fs::create_directories(dir / "store/mnt" / (native + ".tmp") / "usr");
+    fs::create_directories(dir / "store/mnt/gone");
+    fs::create_directories(dir / "store/work/gone/work");
+    std::ofstream(dir / "store/work/gone.copy") << "";
+    Driver d(opts(dir));
+    auto repaired = d.recover();
+    BOOST_TEST(repaired.size() == 4u);
+    BOOST_TEST(!fs::exists(dir / "store/mnt" / (native + ".tmp")));
+    BOOST_TEST(!fs::exists(dir / "store/mnt/gone"));
+    BOOST_TEST(!fs::exists(dir / "store/work/gone"));
+    BOOST_TEST(!fs::exists(dir / "store/work/gone.copy"));
+    BOOST_TEST(d.exists("sb"));
+    BOOST_TEST(fs::exists(d.posix().layer_dir(native)));
 }
