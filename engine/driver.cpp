@@ -73,6 +73,30 @@ std::string opts_json(const std::vector<std::pair<std::string, std::string>>& op
 
 }  // namespace
 
+uint64_t parse_size(const std::string& text) {
+    size_t used = 0;
+    unsigned long long n = 0;
+    if (!text.empty() && std::isdigit(static_cast<unsigned char>(text[0]))) {
+        try {
+            n = std::stoull(text, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+    }
+    std::string unit = text.substr(used);
+    for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (!unit.empty() && unit.back() == 'B') unit.pop_back();
+    if (unit.size() == 2 && unit[1] == 'I') unit.pop_back();
+    const std::string units = "KMGTP";
+    size_t shift = unit.empty() ? 0 : (units.find(unit) + 1) * 10;
+    if (used == 0 || unit.size() > 1 || (unit.size() == 1 && units.find(unit) == std::string::npos) ||
+        (shift > 0 && n > (~0ull >> shift))) {
+        throw Error("size '" + text + "': expected a number of bytes, optionally with K, M, G, "
+                    "T or P");
+    }
+    return static_cast<uint64_t>(n) << shift;
+}
+
 void validate_layer_id(const std::string& id) {
     auto refuse = [&id](const std::string& why) {
         std::string shown;
@@ -237,7 +261,7 @@ void Driver::create(const std::string& id, const CreateOptions& options) {
         if (options.sandbox) {
             backend_->create_sandbox(row.native_id, parents);
             for (const auto& [k, v] : options.storage_opts) {
-                if (k == "size") backend_->expand_sandbox(row.native_id, std::stoull(v));
+                if (k == "size") backend_->expand_sandbox(row.native_id, parse_size(v));
             }
         } else {
             backend_->create_layer(row.native_id, parents);

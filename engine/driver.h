@@ -57,6 +57,10 @@ struct ApplyOptions {
     bool* reused = nullptr;
 };
 
+// "10G", "512M", "4096", "1GiB", "2gb" -> bytes (powers of 1024). Throws
+// Error naming the text when it is not a size.
+uint64_t parse_size(const std::string& text);
+
 // Refuses, before any file-system call, a layer id that is empty, longer
 // than 128 bytes, has bytes other than [A-Za-z0-9._-], starts with '.' or
 // '-', or ends in "-removing".

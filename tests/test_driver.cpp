@@ -315,3 +315,14 @@ BOOST_AUTO_TEST_CASE(recovery_removes_scratch_left_by_a_crash) {
     BOOST_TEST(d.exists("sb"));
     BOOST_TEST(fs::exists(d.posix().layer_dir(native)));
 }
+
+BOOST_AUTO_TEST_CASE(sizes_parse_with_units) {
+    BOOST_TEST(parse_size("4096") == 4096u);
+    BOOST_TEST(parse_size("1G") == (uint64_t{1} << 30));
+    BOOST_TEST(parse_size("512MiB") == (uint64_t{512} << 20));
+    BOOST_TEST(parse_size("2gb") == (uint64_t{2} << 30));
+    for (std::string bad : {"", "G", "1X", "1GG", "-1", "99999999999P"}) {
+        std::string err = error_of([&] { parse_size(bad); });
+        BOOST_TEST(err.find("size '" + bad + "'") == 0u, err);
+    }
+}

@@ -34,8 +34,8 @@ int do_import(const Args& a) {
     if (tty) progress = show_progress;
     ImportResult r = import_image(store(), a.archive, name, progress);
     if (tty) std::fprintf(stdout, "\r\x1b[K");
-    std::cout << "imported " << r.image_name << ": " << r.layers.size() << " layers ("
-              << r.new_layers << " new)\n";
+    std::cout << "imported " << r.image_name << ": " << r.layers.size()
+              << (r.layers.size() == 1 ? " layer (" : " layers (") << r.new_layers << " new)\n";
     std::cout << r.top_layer << "\n";
     return 0;
 }
