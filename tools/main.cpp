@@ -64,11 +64,11 @@ std::string unknown_verb(CLI::App& app, int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         if (arg == "--root" || arg == "--log-level" || arg == "--mount-mode" ||
-            arg == "--max-entries" || arg == "--max-bytes") {
+            arg == "--max-entries" || arg == "--max-bytes" || arg == "--max-ratio") {
             ++i;
             continue;
         }
-        if (arg.rfind("-", 0) == 0) continue;
+        if (arg.rfind("-", 0) == 0) return "";  // an option: CLI11 judges it
         try {
             app.get_subcommand(arg);
             return "";
@@ -113,6 +113,10 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--max-bytes", g.limits.max_bytes,
                    "refuse a layer tar whose uncompressed stream is longer than this")
+        ->capture_default_str();
+    app.add_option("--max-ratio", g.limits.max_ratio,
+                   "refuse a compressed layer tar that expands more than this many times "
+                   "(checked after 64 MiB; 0: no limit)")
         ->capture_default_str();
 
     Dispatch d;
