@@ -2,6 +2,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 
@@ -61,14 +62,16 @@ std::string env_or(const char* name, const std::string& fallback) {
 
 // The first positional word, if it names no verb ("" otherwise).
 std::string unknown_verb(CLI::App& app, int argc, char** argv) {
+    const std::vector<std::string> valued = {"--root", "--log-level", "--mount-mode",
+                                             "--max-entries", "--max-bytes", "--max-ratio"};
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
-        if (arg == "--root" || arg == "--log-level" || arg == "--mount-mode" ||
-            arg == "--max-entries" || arg == "--max-bytes" || arg == "--max-ratio") {
-            ++i;
+        std::string name = arg.substr(0, arg.find('='));
+        if (std::find(valued.begin(), valued.end(), name) != valued.end()) {
+            if (name == arg) ++i;  // the value is the next word
             continue;
         }
-        if (arg.rfind("-", 0) == 0) return "";  // an option: CLI11 judges it
+        if (arg.rfind("-", 0) == 0) return "";  // another option: CLI11 judges it
         try {
             app.get_subcommand(arg);
             return "";
