@@ -42,6 +42,12 @@ void check_owned_private(const fs::path& p, const char* what) {
     }
 }
 
+// Checks everything before changing anything: a refused store is left
+// exactly as it was.
+// LIMITATION: the parent directories of the store are not checked; one that
+// others can write lets them rename the store away and put another in its
+// place (walking the parents up to "/", as OpenSSH's StrictModes does,
+// would lift it).
 void prepare_root(const fs::path& root) {
     struct stat st;
     if (::lstat(root.c_str(), &st) != 0) {
@@ -57,12 +63,12 @@ void prepare_root(const fs::path& root) {
         throw Error("store " + root.string() + ": not a directory");
     }
     check_owned_private(root, "store");
-    ::chmod(root.c_str(), 0700);
     fs::path catalog = root / "catalog.db";
     if (::lstat(catalog.c_str(), &st) == 0) {
         if (!S_ISREG(st.st_mode)) throw Error("catalog " + catalog.string() + ": not a file");
         check_owned_private(catalog, "catalog");
     }
+    ::chmod(root.c_str(), 0700);
 }
 
 std::string opts_json(const std::vector<std::pair<std::string, std::string>>& opts) {

@@ -1,8 +1,9 @@
 // File metadata helpers (see file_meta.h).
 //
-// Invariant: nothing here follows a symlink at the final component; by-name
+// Invariants: nothing here follows a symlink at the final component; by-name
 // calls use *at forms with AT_SYMLINK_NOFOLLOW or the l* xattr calls on a
-// /proc/self/fd path.
+// /proc/self/fd path. Reading xattrs never reports overlay-form or host
+// names, so nothing built on it copies, compares or removes them.
 #include "engine/file_meta.h"
 
 #include <fcntl.h>
@@ -56,7 +57,7 @@ Xattrs read_xattrs(const Lister& list, const Getter& get, const std::string& dis
     for (size_t pos = 0; pos < names.size();) {
         std::string key = names.c_str() + pos;
         pos += key.size() + 1;
-        if (key.empty() || is_overlay_xattr(key)) continue;
+        if (key.empty() || is_overlay_xattr(key) || is_host_xattr(key)) continue;
         std::string value;
         err = read_sized([&](char* buf, size_t n) { return get(key.c_str(), buf, n); }, value);
         if (err == ENODATA) continue;  // removed meanwhile
@@ -68,6 +69,10 @@ Xattrs read_xattrs(const Lister& list, const Getter& get, const std::string& dis
 }
 
 }  // namespace
+
+bool is_host_xattr(const std::string& name) {
+    return name.rfind("security.", 0) == 0 && name != "security.capability";
+}
 
 Xattrs read_xattrs_fd(int fd, const std::string& display) {
     return read_xattrs([fd](char* b, size_t n) { return ::flistxattr(fd, b, n); },

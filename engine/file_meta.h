@@ -23,8 +23,15 @@ namespace strata::codec {
 // Extended attributes as (name, value) pairs.
 using Xattrs = std::vector<std::pair<std::string, std::string>>;
 
+// Whether `name` is the host's own metadata rather than layer content:
+// every security.* name except security.capability (SELinux and SMACK
+// labels, IMA and EVM data). The codec never applies, removes or exports
+// them; the host's policy or the mount label sets them.
+bool is_host_xattr(const std::string& name);
+
 // The xattrs of the open file `fd`, sorted by name, overlay-form names
-// (trusted.overlay.*) left out. A file system without xattrs gives none.
+// (trusted.overlay.*) and host names (is_host_xattr) left out. A file
+// system without xattrs gives none.
 Xattrs read_xattrs_fd(int fd, const std::string& display);
 
 // The xattrs of `name` in `dirfd` (not followed), as read_xattrs_fd.
@@ -43,7 +50,7 @@ void write_xattr_at(int dirfd, const std::string& name, const std::string& key,
                     const std::string& value, const std::string& display);
 
 // Makes the content xattrs of the open directory `fd` exactly `want`:
-// others are removed, overlay-form names are left alone.
+// others are removed, overlay-form and host names are left alone.
 void replace_xattrs_fd(int fd, const Xattrs& want, const std::string& display);
 
 // {"name":"<base64 value>",...} for `xattrs`, or "" when there are none.

@@ -39,6 +39,11 @@ class Applier {
     // Applies one entry; false when the entry is skipped (aufs metadata).
     bool apply(const TarEntry& e, const Comps& comps, FileRecord& rec);
 
+    // Removes from `e` the xattrs xattr_drop_reason() names, with a warning
+    // naming the entry (`shown`) for the first kDropWarnings of them.
+    void drop_host_xattrs(TarEntry& e, const std::string& shown);
+    static constexpr uint64_t kDropWarnings = 20;
+
     // layer_apply.cpp: directories, whiteouts, opaque markers.
     void apply_root(const TarEntry& e);
     void apply_dir(const TarEntry& e, const Comps& comps);
@@ -50,6 +55,9 @@ class Applier {
 
     // layer_apply_nodes.cpp: files, symlinks, devices, fifos, hard links.
     void apply_file(const TarEntry& e, const Comps& comps);
+    // Refuses a sparse map whose runs overlap, go backwards or pass the
+    // entry size; returns the bytes of data the map names.
+    static uint64_t check_sparse_map(const TarEntry& e);
     void apply_symlink(const TarEntry& e, const Comps& comps);
     void apply_node(const TarEntry& e, const Comps& comps);
     void apply_hardlink(const TarEntry& e, const Comps& comps, FileRecord& rec);
@@ -63,9 +71,21 @@ class Applier {
     const std::function<void(const FileRecord&)>& on_entry_;
     ApplyLimits limits_;
     TarInput* in_ = nullptr;  // the stream being read, during run()
+    // LIMITATION: one entry per directory the layer makes, held until the
+    // end, so memory grows with the directory count (bounded only by
+    // max_entries); keeping them in the catalog's file index would lift it.
     std::map<std::string, DirMeta> deferred_;
     uint64_t content_bytes_ = 0;
+    uint64_t dropped_xattrs_ = 0;
 };
+
+// Why the xattr `name` of a tar entry is never applied, or nullptr when it
+// is kept: trusted.overlay.* and user.overlay.* (overlayfs would read them
+// as whiteouts, opaque directories, redirects or metacopy marks), and every
+// security.* name except security.capability (SELinux, SMACK, IMA and EVM
+// data are the host's to set, through the mount label or its policy).
+
+const char* xattr_drop_reason(const std::string& name);
 
 // Drops overlay-form names (trusted.overlay.*) from an entry's xattrs.
 Xattrs content_xattrs(const Xattrs& xattrs);

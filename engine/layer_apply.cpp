@@ -13,13 +13,15 @@
 //     root entry instead);
 //   - a directory replacing a non-directory (or a whiteout) of this layer is
 //     made opaque, since the earlier entry already hid the lower one;
-//   - directory modes and times are set once, after the last entry.
+//   - directory modes and times are set once, after the last entry;
+//   - no applied entry carries an xattr that xattr_drop_reason() names.
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "engine/error.h"
 #include "engine/layer_applier.h"
@@ -78,6 +80,16 @@ bool starts_with(const std::string& s, const char* prefix) {
 
 }  // namespace
 
+const char* xattr_drop_reason(const std::string& name) {
+    if (starts_with(name, "trusted.overlay.") || starts_with(name, "user.overlay.")) {
+        return "overlayfs would read it as layer structure";
+    }
+    if (is_host_xattr(name)) {
+        return "security labels and integrity data are the host's to set";
+    }
+    return nullptr;
+}
+
 Xattrs content_xattrs(const Xattrs& xattrs) {
     Xattrs out;
     for (const auto& kv : xattrs) {
@@ -97,7 +109,7 @@ Applier::Applier(const std::filesystem::path& layer_dir,
       limits_(limits) {}
 
 ApplyResult Applier::run(ByteSource& src) {
-    TarInput in(src, limits_.max_bytes);
+    TarInput in(src, limits_);
     in_ = &in;
     ApplyResult result;
     TarEntry e;
@@ -106,27 +118,49 @@ ApplyResult Applier::run(ByteSource& src) {
             std::string limit = std::to_string(limits_.max_entries);
             throw Error("layer tar has more than " + limit + " entries (limit " + limit + ")");
         }
-        std::string display = e.path;
+        std::string shown = shown_name(e.path);
         FileRecord rec;
         bool applied = false;
         try {
             Comps comps = split_entry_path(e.path);
-            display = comps.empty() ? "." : join_components(comps, comps.size());
-            rec = record_of(e, display);
+            std::string rel = comps.empty() ? "." : join_components(comps, comps.size());
+            if (!comps.empty()) shown = shown_name(rel);
+            check_name_length(comps, rel, "the name");
+            drop_host_xattrs(e, shown);
+            rec = record_of(e, rel);
             applied = apply(e, comps, rec);
         } catch (const Error& err) {
-            throw Error("layer tar entry '" + display + "': " + err.what());
+            throw Error("layer tar entry '" + shown + "': " + err.what());
         }
         if (applied && on_entry_) on_entry_(rec);
     }
     in.finish();
     finish_dirs();
     in_ = nullptr;
+    if (dropped_xattrs_ > kDropWarnings) {
+        spdlog::warn(
+            "layer tar: dropped {} xattrs in all (trusted.overlay.*, user.overlay.*, "
+            "security.* other than security.capability)",
+            dropped_xattrs_);
+    }
 
     result.diff_digest = in.digest();
     result.tar_bytes = in.tar_bytes();
     result.content_bytes = content_bytes_;
     return result;
+}
+
+void Applier::drop_host_xattrs(TarEntry& e, const std::string& shown) {
+    auto dropped = [&](const std::pair<std::string, std::string>& kv) {
+        const char* why = xattr_drop_reason(kv.first);
+        if (why == nullptr) return false;
+        if (++dropped_xattrs_ <= kDropWarnings) {
+            spdlog::warn("layer tar entry '{}': dropped xattr {} ({})", shown, shown_name(kv.first),
+                         why);
+        }
+        return true;
+    };
+    e.xattrs.erase(std::remove_if(e.xattrs.begin(), e.xattrs.end(), dropped), e.xattrs.end());
 }
 
 bool Applier::apply(const TarEntry& e, const Comps& comps, FileRecord& rec) {
@@ -197,7 +231,10 @@ void Applier::apply_dir(const TarEntry& e, const Comps& comps) {
     }
     UniqueFd fd = open_dir_at(parent, name);
     if (!fd.valid()) throw_errno("cannot open directory");
-    if (replace) set_opaque(fd.get(), rel);
+    if (replace) {
+        set_opaque(fd.get(), rel);
+        dirs_.invalidate();
+    }
 
     if (::fchown(fd.get(), e.uid, e.gid) != 0) throw_errno("cannot change owner");
     if (::fchmod(fd.get(), e.mode) != 0) throw_errno("cannot change mode");
@@ -258,6 +295,7 @@ void Applier::apply_opaque(const Comps& comps) {
     int dir = dirs_.dir(comps, comps.size() - 1);
     if (comps.size() > 1) {
         set_opaque(dir, join_components(comps, comps.size() - 1));
+        dirs_.invalidate();
         return;
     }
 
@@ -300,11 +338,27 @@ int Applier::prepare_slot(const Comps& comps) {
 }
 
 void Applier::finish_dirs() {
+    // Entries come sorted, so a directory often lies below the previous
+    // one; it is then reached from there rather than from the root.
+    std::string prev_rel;
+    UniqueFd prev;
     for (const auto& [rel, meta] : deferred_) {
-        Comps comps = split_entry_path(rel);
-        UniqueFd fd = open_dir_path(root_.get(), comps, comps.size());
+        UniqueFd fd;
+        size_t from = 0;  // where the components still to walk start in `rel`
+        if (prev.valid() && !prev_rel.empty() && rel.size() > prev_rel.size() &&
+            rel.compare(0, prev_rel.size(), prev_rel) == 0 && rel[prev_rel.size()] == '/') {
+            fd = UniqueFd(::fcntl(prev.get(), F_DUPFD_CLOEXEC, 0));
+            from = prev_rel.size() + 1;
+        } else {
+            fd = UniqueFd(::fcntl(root_.get(), F_DUPFD_CLOEXEC, 0));
+        }
+        while (fd.valid() && from < rel.size()) {
+            size_t slash = std::min(rel.find('/', from), rel.size());
+            fd = open_dir_at(fd.get(), rel.substr(from, slash - from));
+            from = slash + 1;
+        }
         if (!fd.valid()) continue;  // replaced later by a non-directory
-        std::string display = rel.empty() ? "." : rel;
+        std::string display = rel.empty() ? "." : shown_name(rel);
         if (::fchmod(fd.get(), meta.mode) != 0) {
             throw_errno("layer tar entry '" + display + "': cannot change mode");
         }
@@ -312,6 +366,8 @@ void Applier::finish_dirs() {
         if (::futimens(fd.get(), ts) != 0) {
             throw_errno("layer tar entry '" + display + "': cannot set times");
         }
+        prev_rel = rel;
+        prev = std::move(fd);
     }
 }
 

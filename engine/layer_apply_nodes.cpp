@@ -20,6 +20,14 @@
 namespace strata::codec {
 
 void Applier::apply_file(const TarEntry& e, const Comps& comps) {
+    // A plain entry cannot outgrow the stream limit; a sparse one could
+    // claim any size, so its size is held to the same limit.
+    if (static_cast<uint64_t>(e.size) > limits_.max_bytes) {
+        std::string limit = std::to_string(limits_.max_bytes);
+        throw Error("size " + std::to_string(e.size) + " is more than " + limit +
+                    " uncompressed tar bytes (limit " + limit + ")");
+    }
+    uint64_t mapped = check_sparse_map(e);
     int parent = prepare_slot(comps);
     const std::string& name = comps.back();
     std::string rel = join_components(comps, comps.size());
@@ -31,19 +39,54 @@ void Applier::apply_file(const TarEntry& e, const Comps& comps) {
     const void* buf = nullptr;
     size_t len = 0;
     int64_t offset = 0;
-    while (in_->read_block(&buf, &len, &offset)) {
+    uint64_t got = 0;
+    for (;;) {
+        try {
+            if (!in_->read_block(&buf, &len, &offset)) break;
+        } catch (const Error& err) {
+            throw Error(std::to_string(got) + " of " + std::to_string(e.size) +
+                        " content bytes read: " + err.what());
+        }
         if (offset < 0 || static_cast<uint64_t>(offset) + len > static_cast<uint64_t>(e.size)) {
             throw Error("content runs past the entry size");
         }
         write_all_at(fd.get(), buf, len, offset, rel);
+        got += len;
         content_bytes_ += len;
+    }
+    if (!e.sparse.empty() && got != mapped) {
+        throw Error("the sparse map names " + std::to_string(mapped) +
+                    " bytes of data but the entry holds " + std::to_string(got));
     }
     if (::ftruncate(fd.get(), e.size) != 0) throw_errno("cannot set the file size");
     apply_meta_fd(fd.get(), e.uid, e.gid, e.mode, content_xattrs(e.xattrs), e.times, rel);
 }
 
+uint64_t Applier::check_sparse_map(const TarEntry& e) {
+    // Runs in order, apart, inside the file: what tar writers produce and
+    // what other readers insist on.
+    uint64_t end = 0;
+    uint64_t total = 0;
+    for (const auto& [offset, length] : e.sparse) {
+        if (offset < 0 || length < 0 || static_cast<uint64_t>(offset) < end ||
+            static_cast<uint64_t>(length) > static_cast<uint64_t>(e.size) ||
+            static_cast<uint64_t>(offset) > static_cast<uint64_t>(e.size) - length) {
+            throw Error("the sparse map is out of order or runs past the entry size (run " +
+                        std::to_string(offset) + "+" + std::to_string(length) + ", size " +
+                        std::to_string(e.size) + ")");
+        }
+        end = static_cast<uint64_t>(offset + length);
+        total += static_cast<uint64_t>(length);
+    }
+    return total;
+}
+
 void Applier::apply_symlink(const TarEntry& e, const Comps& comps) {
     if (e.link.empty()) throw Error("symlink has an empty target");
+    if (e.link.size() > kMaxPath) {
+        throw Error("the symlink target is " + std::to_string(e.link.size()) +
+                    " bytes, more than the " + std::to_string(kMaxPath) + " a path may have");
+    }
     int parent = prepare_slot(comps);
     const std::string& name = comps.back();
     if (::symlinkat(e.link.c_str(), parent, name.c_str()) != 0) {
@@ -72,10 +115,11 @@ void Applier::apply_hardlink(const TarEntry& e, const Comps& comps, FileRecord& 
     try {
         tcomps = split_entry_path(e.link);
     } catch (const Error&) {
-        throw Error("hard link target '" + e.link + "' escapes the layer");
+        throw Error("hard link target '" + shown_name(e.link) + "' escapes the layer");
     }
     if (tcomps.empty()) throw Error("hard link target is the layer root");
     std::string trel = join_components(tcomps, tcomps.size());
+    check_name_length(tcomps, trel, "the hard link target");
     std::string rel = join_components(comps, comps.size());
     rec.link_target = trel;
     if (trel == rel) throw Error("hard link to itself");
@@ -83,7 +127,7 @@ void Applier::apply_hardlink(const TarEntry& e, const Comps& comps, FileRecord& 
     UniqueFd tdir = link_target_dir(tcomps, trel);
     int parent = prepare_slot(comps);
     if (::linkat(tdir.get(), tcomps.back().c_str(), parent, comps.back().c_str(), 0) != 0) {
-        throw_errno("cannot link to '" + trel + "'");
+        throw_errno("cannot link to '" + shown_name(trel) + "'");
     }
 }
 
@@ -93,9 +137,10 @@ UniqueFd Applier::link_target_dir(const Comps& tcomps, const std::string& trel) 
     if (tdir.valid()) {
         struct stat st;
         if (::fstatat(tdir.get(), tname.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-            if (is_whiteout(st)) throw Error("hard link target '" + trel + "' is deleted");
+            if (is_whiteout(st))
+                throw Error("hard link target '" + shown_name(trel) + "' is deleted");
             if (S_ISDIR(st.st_mode)) {
-                throw Error("hard link target '" + trel + "' is a directory");
+                throw Error("hard link target '" + shown_name(trel) + "' is a directory");
             }
             return tdir;
         }
@@ -106,8 +151,9 @@ UniqueFd Applier::link_target_dir(const Comps& tcomps, const std::string& trel) 
     // this layer hides the lower chain there.
     std::optional<LowerChain::Hit> hit;
     if (!layer_hides_lower(root_.get(), tcomps, tcomps.size() - 1)) hit = lower_.lookup(trel);
-    if (!hit) throw Error("hard link target '" + trel + "' does not exist");
-    if (S_ISDIR(hit->st.st_mode)) throw Error("hard link target '" + trel + "' is a directory");
+    if (!hit) throw Error("hard link target '" + shown_name(trel) + "' does not exist");
+    if (S_ISDIR(hit->st.st_mode))
+        throw Error("hard link target '" + shown_name(trel) + "' is a directory");
     int parent = dirs_.dir(tcomps, tcomps.size() - 1);
     copy_up(*hit, parent, tname, trel);
     UniqueFd own(::fcntl(parent, F_DUPFD_CLOEXEC, 0));
@@ -118,7 +164,7 @@ UniqueFd Applier::link_target_dir(const Comps& tcomps, const std::string& trel) 
 void Applier::copy_up(const LowerChain::Hit& hit, int parent, const std::string& name,
                       const std::string& trel) {
     const struct stat& st = hit.st;
-    std::string display = "copy of '" + trel + "' from the lower chain";
+    std::string display = "copy of '" + shown_name(trel) + "' from the lower chain";
     Xattrs xattrs = read_xattrs_at(hit.parent.get(), hit.name, display);
     FileTimes times = times_of(st);
     uint32_t mode = st.st_mode & 07777;
@@ -145,7 +191,8 @@ void Applier::copy_up(const LowerChain::Hit& hit, int parent, const std::string&
         }
         apply_meta_at(parent, name, st.st_uid, st.st_gid, mode, true, xattrs, times, display);
     } else {
-        throw Error("hard link target '" + trel + "' cannot be copied from the lower chain");
+        throw Error("hard link target '" + shown_name(trel) +
+                    "' cannot be copied from the lower chain");
     }
 }
 

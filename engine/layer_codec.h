@@ -43,9 +43,14 @@ namespace strata {
 // `link_target` is the normalised target; `xattrs_json` leaves out the
 // overlay form's own trusted.overlay.* names.
 
+// What one layer tar may hold. The command line sets them with
+// --max-entries, --max-bytes and --max-ratio.
 struct ApplyLimits {
     uint64_t max_entries = 10'000'000;
-    uint64_t max_bytes = uint64_t{1} << 40;  // uncompressed tar bytes
+    uint64_t max_bytes = uint64_t{1} << 40;  // uncompressed tar bytes; also bounds a sparse size
+    // Uncompressed tar bytes per compressed byte read, checked once 64 MiB
+    // of tar has been read; 0 turns the check off.
+    uint64_t max_ratio = 1000;
 };
 
 struct ApplyResult {
@@ -62,10 +67,12 @@ struct ApplyResult {
 // written but not synced; the caller makes it durable.
 // Throws Error naming the entry on malformed or hostile input (for example
 // "layer tar entry 'a/../b': path escapes the layer"), and Error "layer tar
-// has more than N entries (limit N)" or "... more than N uncompressed tar
-// bytes (limit N)" past `limits`; the layer directory is then in an
-// undefined state and the caller destroys it. Exceptions from `on_entry`
-// pass through unchanged.
+// has more than N entries (limit N)", "... more than N uncompressed tar
+// bytes (limit N)" or "... expands more than N times its compressed size
+// (limit N)" past `limits`; the layer directory is then in an undefined
+// state and the caller destroys it. Exceptions from `on_entry` pass through
+// unchanged. docs/security.md lists the outcome of each kind of hostile
+// input.
 ApplyResult apply_layer_tar(ByteSource& src, const std::filesystem::path& layer_dir,
                             const std::vector<std::filesystem::path>& lower,
                             const std::function<void(const FileRecord&)>& on_entry,

@@ -11,8 +11,9 @@
 // on the way is an Error.
 //
 // The last parent directory is kept open, because tar entries of one
-// directory come together; invalidate() must be called whenever a directory
-// of the layer is removed or replaced (removed() does so only when needed).
+// directory come together, and a directory below it is reached from it;
+// invalidate() must be called whenever a directory of the layer is removed
+// or replaced (removed() does so only when needed) or an opaque mark is set.
 #pragma once
 
 #include <functional>
@@ -32,7 +33,7 @@ struct DirMeta {
 };
 
 class LayerDirs {
-  public:
+public:
     // `rootfd` (borrowed) is the layer root; `lower` its parent chain.
     // `on_created` receives each directory it creates, with the metadata to
     // apply at the end ("a/b", meta).
@@ -54,8 +55,10 @@ class LayerDirs {
     // removed; forgets the kept-open directory if it was among them.
     void removed(const std::string& rel);
 
-  private:
-    void create_missing(int parent, const std::vector<std::string>& comps, size_t index,
+private:
+    // Makes the missing directory `name` in `parent` (the layer's `rel`);
+    // true when the lower chain has a directory there (its metadata was used).
+    bool create_missing(int parent, const std::string& name, const std::string& rel,
                         bool lower_hidden, UniqueFd& out);
     void replace_whiteout(int parent, const std::string& name, const std::string& rel,
                           UniqueFd& out);
@@ -65,6 +68,8 @@ class LayerDirs {
     CreatedFn on_created_;
     std::string cached_rel_;
     UniqueFd cached_fd_;
+    size_t cached_count_ = 0;     // components in cached_rel_
+    bool cached_hidden_ = false;  // the lower chain is hidden at cached_rel_
     bool cached_ = false;
 };
 

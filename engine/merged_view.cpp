@@ -1,3 +1,8 @@
+// Merged lookups over a chain of layer directories (see merged_view.h).
+//
+// Invariant: every lookup walks from the layer's own descriptor one
+// component at a time; no path below a layer root is handed to a system
+// call that resolves it.
 #include "engine/merged_view.h"
 
 #include <dirent.h>
@@ -9,55 +14,108 @@
 
 #include "engine/error.h"
 #include "engine/overlay_format.h"
+#include "engine/safe_path.h"
 
 namespace strata {
 
 namespace {
 
-// lstat of `p`; returns false when the path is absent.
-bool lstat_path(const std::filesystem::path& p, struct stat& st) {
-    if (::lstat(p.c_str(), &st) == 0) return true;
-    if (errno == ENOENT || errno == ENOTDIR) return false;
-    throw_errno("lstat " + p.string());
-}
-
-bool dir_is_opaque(const std::filesystem::path& p) {
-    int fd = ::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return false;
-    bool opaque = is_opaque(fd);
-    ::close(fd);
-    return opaque;
-}
+using codec::UniqueFd;
 
 // What one layer says about a relative path.
 struct Probe {
     bool present = false;  // the layer holds `rel` itself (st is valid)
     bool hides = false;    // a proper ancestor in this layer hides farther layers
     struct stat st {};
+    UniqueFd dir;  // `rel` itself, opened, when asked for and it is a directory
 };
 
-// Looks at `rel` in `layer` one component at a time, so that no symlink of
-// the layer is ever followed: a proper ancestor that is a non-directory
-// (symlinks and whiteouts included) hides the path and everything below it
-// in farther layers; an opaque proper ancestor hides farther layers but not
-// this one. The kernel ignores the opaque mark on a layer's root, and so
-// does this.
-Probe probe(const std::filesystem::path& layer, const std::string& rel) {
+// The layer directory `layer`, opened; invalid when it does not exist.
+UniqueFd open_layer(const std::filesystem::path& layer) {
+    UniqueFd fd(::open(layer.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid() && errno != ENOENT && errno != ENOTDIR) {
+        throw_errno("open " + layer.string());
+    }
+    return fd;
+}
+
+// fstatat without following; returns false when the name is absent.
+// `display()` names the path in the error.
+template <typename Display>
+bool stat_at(int dirfd, const std::string& name, struct stat& st, const Display& display) {
+    if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return true;
+    if (errno == ENOENT || errno == ENOTDIR) return false;
+    throw_errno("lstat " + display());
+}
+
+// Looks at `rel` in `layer` one component at a time from the layer's
+// descriptor, so no symlink of the layer is ever followed and no path
+// longer than one component reaches a system call (deep trees work): a
+// proper ancestor that is a non-directory (symlinks and whiteouts included)
+// hides the path and everything below it in farther layers; an opaque
+// proper ancestor hides farther layers but not this one. The kernel ignores
+// the opaque mark on a layer's root, and so does this.
+Probe probe(const std::filesystem::path& layer, const std::string& rel, bool open_dir = false) {
     Probe r;
+    UniqueFd cur = open_layer(layer);
+    if (!cur.valid()) return r;
+    auto display = [&] { return (layer / rel).string(); };
+
+    // Components one at a time (`rel` is normalised: no empty, "." or ".."
+    // components); `name` ends up as the last one.
+    std::string name;
     size_t pos = 0;
-    while ((pos = rel.find('/', pos)) != std::string::npos) {
-        std::filesystem::path prefix = layer / rel.substr(0, pos);
-        ++pos;
+    while (pos < rel.size()) {
+        size_t slash = rel.find('/', pos);
+        size_t end = slash == std::string::npos ? rel.size() : slash;
+        name.assign(rel, pos, end - pos);
+        pos = end + 1;
+        if (name.empty() || name == "." || name == "..") {
+            throw Error("lstat " + display() + ": not a normalised path");
+        }
+        if (slash == std::string::npos) break;
         struct stat st;
-        if (!lstat_path(prefix, st)) return r;
+        if (!stat_at(cur.get(), name, st, display)) return r;
         if (!S_ISDIR(st.st_mode)) {
             r.hides = true;
             return r;
         }
-        if (dir_is_opaque(prefix)) r.hides = true;
+        UniqueFd next = codec::open_dir_at(cur.get(), name);
+        if (!next.valid()) throw_errno("open " + display());
+        if (is_opaque(next.get())) r.hides = true;
+        cur = std::move(next);
+        name.clear();
     }
-    r.present = lstat_path(rel.empty() ? layer : layer / rel, r.st);
+    if (name.empty()) {
+        if (::fstat(cur.get(), &r.st) != 0) throw_errno("stat " + layer.string());
+        r.present = true;
+        if (open_dir) r.dir = std::move(cur);
+        return r;
+    }
+    r.present = stat_at(cur.get(), name, r.st, display);
+    if (r.present && open_dir && S_ISDIR(r.st.st_mode)) {
+        r.dir = codec::open_dir_at(cur.get(), name);
+        if (!r.dir.valid()) throw_errno("open " + display());
+    }
     return r;
+}
+
+// The names in the open directory `fd` (not "." or "..").
+std::vector<std::string> names_in(int fd, const std::filesystem::path& display) {
+    int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup < 0) throw_errno("opendir " + display.string());
+    DIR* d = ::fdopendir(dup);
+    if (d == nullptr) {
+        ::close(dup);
+        throw_errno("opendir " + display.string());
+    }
+    std::vector<std::string> out;
+    while (dirent* e = ::readdir(d)) {
+        std::string name = e->d_name;
+        if (name != "." && name != "..") out.push_back(std::move(name));
+    }
+    ::closedir(d);
+    return out;
 }
 
 }  // namespace
@@ -80,29 +138,25 @@ std::vector<std::string> MergedView::list(const std::string& rel) const {
     std::set<std::string> names;
     std::set<std::string> hidden;
     for (const auto& layer : layers_) {
-        Probe p = probe(layer, rel);
+        Probe p = probe(layer, rel, true);
         if (!p.present) {
             if (p.hides) break;
             continue;
         }
         if (!S_ISDIR(p.st.st_mode)) break;
         std::filesystem::path dir = rel.empty() ? layer : layer / rel;
-        DIR* d = ::opendir(dir.c_str());
-        if (d == nullptr) throw_errno("opendir " + dir.string());
-        while (dirent* e = ::readdir(d)) {
-            std::string name = e->d_name;
-            if (name == "." || name == ".." || hidden.count(name)) continue;
+        for (std::string& name : names_in(p.dir.get(), dir)) {
+            if (hidden.count(name)) continue;
             struct stat cst;
-            if (!lstat_path(dir / name, cst)) continue;
+            if (!stat_at(p.dir.get(), name, cst, [&] { return (dir / name).string(); })) continue;
             if (is_whiteout(cst)) {
                 hidden.insert(name);
                 continue;
             }
-            names.insert(name);
             hidden.insert(name);  // nearer layers win; farther copies are shadowed
+            names.insert(std::move(name));
         }
-        ::closedir(d);
-        if (p.hides || (!rel.empty() && dir_is_opaque(dir))) break;
+        if (p.hides || (!rel.empty() && is_opaque(p.dir.get()))) break;
     }
     return {names.begin(), names.end()};
 }

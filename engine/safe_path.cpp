@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 
 #include "engine/error.h"
 #include "engine/overlay_format.h"
@@ -53,6 +54,39 @@ std::string join_components(const std::vector<std::string>& comps, size_t count)
         if (i > 0) out += '/';
         out += comps[i];
     }
+    return out;
+}
+
+void check_name_length(const std::vector<std::string>& comps, const std::string& joined,
+                       const std::string& what) {
+    for (const std::string& c : comps) {
+        if (c.size() > kMaxComponent) {
+            throw Error("component '" + shown_name(c) + "' is " + std::to_string(c.size()) +
+                        " bytes, more than the " + std::to_string(kMaxComponent) +
+                        " a file name may have");
+        }
+    }
+    if (joined.size() > kMaxPath) {
+        throw Error(what + " is " + std::to_string(joined.size()) + " bytes, more than the " +
+                    std::to_string(kMaxPath) + " a path may have");
+    }
+}
+
+std::string shown_name(std::string_view name) {
+    constexpr size_t kLong = 300;
+    constexpr size_t kKept = 200;
+    std::string_view part = name.size() > kLong ? name.substr(0, kKept) : name;
+    std::string out;
+    for (unsigned char c : part) {
+        if (c < 0x20 || c == 0x7f) {
+            char buf[5];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        } else {
+            out.push_back(static_cast<char>(c));
+        }
+    }
+    if (part.size() < name.size()) out += "...[" + std::to_string(name.size()) + " bytes]";
     return out;
 }
 

@@ -51,6 +51,24 @@ std::vector<std::string> split_entry_path(std::string_view name);
 // Joins the first `count` components with "/" ("" for none).
 std::string join_components(const std::vector<std::string>& comps, size_t count);
 
+// The longest name one component and one whole path may have on Linux
+// (NAME_MAX and PATH_MAX - 1).
+inline constexpr size_t kMaxComponent = 255;
+inline constexpr size_t kMaxPath = 4095;
+
+// Refuses a name the file system cannot hold: throws Error("component '…'
+// is N bytes, more than the 255 a file name may have") or Error("<what> is
+// N bytes, more than the 4095 a path may have"), where `joined` is the
+// normalised name and `what` says what it names ("the name", "the hard link
+// target").
+void check_name_length(const std::vector<std::string>& comps, const std::string& joined,
+                       const std::string& what);
+
+// `name` fit for a one-line message: control bytes and DEL become "\xNN",
+// and a name over 300 bytes is cut to its first 200 with the full length
+// added ("…[4201 bytes]"). Other bytes are kept as they are.
+std::string shown_name(std::string_view name);
+
 // Opens the directory `root` (following symlinks in the caller's own path).
 // Throws Error naming `root`.
 UniqueFd open_root_dir(const std::filesystem::path& root);

@@ -4,6 +4,7 @@
 // counted exactly once, in the order received; finish() adds the bytes the
 // inner reader never asked for, so the digest always covers the whole
 // decompressed stream. No C++ exception escapes a libarchive callback.
+// The checks on the raw tar bytes are in tar_input_checks.cpp.
 #include "engine/tar_input.h"
 
 #include <archive.h>
@@ -13,12 +14,20 @@
 #include <limits>
 
 #include "engine/error.h"
+#include "engine/safe_path.h"
 
 namespace strata::codec {
 
 namespace {
 
 constexpr size_t kBufferSize = 64 * 1024;
+
+// The expansion ratio is judged only after this much output. Real layers
+// hold zero-filled files (written densely by most engines) that compress
+// far better than 1000:1 in their first megabytes, so a small layer is
+// never refused for its ratio; a bomb is stopped after the larger of this
+// and max_ratio times its compressed size.
+constexpr uint64_t kRatioFloor = uint64_t{64} << 20;
 
 using FilterSupport = int (*)(struct archive*);
 
@@ -47,8 +56,8 @@ void add_inprocess_filters(struct archive* a) {
 
 uint32_t id_value(int64_t id, const std::string& path, const char* what) {
     if (id < 0 || id > std::numeric_limits<uint32_t>::max()) {
-        throw Error("layer tar entry '" + path + "': " + what + " " + std::to_string(id) +
-                    " is out of range");
+        throw Error("layer tar entry '" + shown_name(path) + "': " + what + " " +
+                    std::to_string(id) + " is out of range");
     }
     return static_cast<uint32_t>(id);
 }
@@ -69,7 +78,7 @@ TarEntry::Kind entry_kind(struct archive_entry* e, const std::string& path) {
         case AE_IFIFO:
             return TarEntry::Kind::Fifo;
         default:
-            throw Error("layer tar entry '" + path + "': unsupported entry type");
+            throw Error("layer tar entry '" + shown_name(path) + "': unsupported entry type");
     }
 }
 
@@ -79,7 +88,7 @@ void convert_entry(struct archive_entry* e, TarEntry& out) {
     out.uid = id_value(archive_entry_uid(e), out.path, "uid");
     out.gid = id_value(archive_entry_gid(e), out.path, "gid");
     out.size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
-    if (out.size < 0) throw Error("layer tar entry '" + out.path + "': negative size");
+    if (out.size < 0) throw Error("layer tar entry '" + shown_name(out.path) + "': negative size");
 
     out.times.mtime = {static_cast<time_t>(archive_entry_mtime(e)), archive_entry_mtime_nsec(e)};
     out.times.atime = out.times.mtime;
@@ -92,7 +101,9 @@ void convert_entry(struct archive_entry* e, TarEntry& out) {
     const char* link = out.kind == TarEntry::Kind::HardLink  ? archive_entry_hardlink(e)
                        : out.kind == TarEntry::Kind::Symlink ? archive_entry_symlink(e)
                                                              : "";
-    if (link == nullptr) throw Error("layer tar entry '" + out.path + "': unreadable link");
+    if (link == nullptr) {
+        throw Error("layer tar entry '" + shown_name(out.path) + "': unreadable link");
+    }
     out.link = link;
     out.dev_major = static_cast<uint32_t>(archive_entry_rdevmajor(e));
     out.dev_minor = static_cast<uint32_t>(archive_entry_rdevminor(e));
@@ -105,12 +116,24 @@ void convert_entry(struct archive_entry* e, TarEntry& out) {
     while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
         out.xattrs.emplace_back(name, std::string(static_cast<const char*>(value), size));
     }
+
+    out.sparse.clear();
+    if (archive_entry_sparse_reset(e) > 0) {
+        la_int64_t offset = 0;
+        la_int64_t length = 0;
+        while (archive_entry_sparse_next(e, &offset, &length) == ARCHIVE_OK) {
+            out.sparse.emplace_back(offset, length);
+        }
+    }
 }
 
 }  // namespace
 
 TarInput::TarInput(ByteSource& src, uint64_t max_bytes)
-    : src_(src), max_bytes_(max_bytes), src_buf_(kBufferSize), tar_buf_(kBufferSize) {
+    : TarInput(src, ApplyLimits{.max_bytes = max_bytes}) {}
+
+TarInput::TarInput(ByteSource& src, const ApplyLimits& limits)
+    : src_(src), limits_(limits), src_buf_(kBufferSize), tar_buf_(kBufferSize) {
     outer_ = archive_read_new();
     inner_ = archive_read_new();
     if (outer_ == nullptr || inner_ == nullptr) {
@@ -153,6 +176,8 @@ ssize_t TarInput::outer_read(struct archive* a, void* self, const void** buf) {
     auto* in = static_cast<TarInput*>(self);
     try {
         size_t n = in->src_.read(in->src_buf_.data(), in->src_buf_.size());
+        in->src_bytes_ += n;
+        if (n == 0) in->src_eof_ = true;
         *buf = in->src_buf_.data();
         return static_cast<ssize_t>(n);
     } catch (...) {
@@ -171,7 +196,10 @@ ssize_t TarInput::inner_read(struct archive* a, void* self, const void** buf) {
             const char* msg = archive_error_string(in->outer_);
             if (!in->pending_) {
                 in->pending_ = std::make_exception_ptr(
-                    Error(std::string("cannot decompress: ") + (msg ? msg : "unknown error")));
+                    Error(std::string("cannot decompress: ") +
+                          (msg            ? msg
+                           : in->src_eof_ ? "the compressed stream ends early"
+                                          : "the compressed stream is corrupt")));
             }
             archive_set_error(a, EIO, "the layer stream could not be decompressed");
             return -1;
@@ -181,17 +209,30 @@ ssize_t TarInput::inner_read(struct archive* a, void* self, const void** buf) {
             return 0;
         }
         in->hash_.update(in->tar_buf_.data(), static_cast<size_t>(n));
-        in->tar_bytes_ += static_cast<uint64_t>(n);
-        if (in->tar_bytes_ > in->max_bytes_) {
-            std::string limit = std::to_string(in->max_bytes_);
-            throw Error("more than " + limit + " uncompressed tar bytes (limit " + limit + ")");
-        }
+        in->count_tar_bytes(static_cast<size_t>(n));
+        in->keep_window(in->tar_buf_.data(), static_cast<size_t>(n));
         *buf = in->tar_buf_.data();
         return n;
     } catch (...) {
         in->pending_ = std::current_exception();
         archive_set_error(a, EIO, "the layer stream could not be read");
         return -1;
+    }
+}
+
+void TarInput::count_tar_bytes(size_t n) {
+    tar_bytes_ += n;
+    if (tar_bytes_ > limits_.max_bytes) {
+        std::string limit = std::to_string(limits_.max_bytes);
+        throw Error("more than " + limit + " uncompressed tar bytes (limit " + limit + ")");
+    }
+    uint64_t ratio = limits_.max_ratio;
+    if (ratio != 0 && tar_bytes_ >= kRatioFloor && tar_bytes_ / ratio > src_bytes_) {
+        std::string limit = std::to_string(ratio);
+        throw Error("the uncompressed stream is more than " + limit +
+                    " times its compressed size (" + std::to_string(src_bytes_) +
+                    " compressed bytes gave " + std::to_string(tar_bytes_) + "; limit " + limit +
+                    ")");
     }
 }
 
@@ -211,8 +252,15 @@ void TarInput::fail(struct archive* a, const std::string& context) {
 
 bool TarInput::next(TarEntry& entry) {
     struct archive_entry* e = nullptr;
+    reading_header_ = true;
     int r = archive_read_next_header(inner_, &e);
-    if (r == ARCHIVE_EOF) return false;
+    reading_header_ = false;
+    la_int64_t stop = archive_filter_bytes(inner_, 0);
+    if (stop >= 0) data_start_ = static_cast<uint64_t>(stop);
+    if (r == ARCHIVE_EOF) {
+        note_end_marker();
+        return false;
+    }
     std::string where = last_path_.empty() ? std::string("layer tar: first entry")
                                            : "layer tar entry after '" + last_path_ + "'";
     if (r != ARCHIVE_OK && r != ARCHIVE_WARN) fail(inner_, where);
@@ -225,7 +273,8 @@ bool TarInput::next(TarEntry& entry) {
     if (path == nullptr) path = archive_entry_pathname_utf8(e);
     if (path == nullptr) throw Error(where + ": the entry name cannot be read");
     entry.path = path;
-    last_path_ = entry.path;
+    last_path_ = shown_name(entry.path);
+    check_headers(archive_read_header_position(inner_), stop, last_path_);
     convert_entry(e, entry);
     return true;
 }
@@ -247,11 +296,11 @@ void TarInput::finish() {
         if (n < 0) fail(outer_, "layer tar: cannot read the padding after the archive");
         if (n == 0) break;
         hash_.update(tar_buf_.data(), static_cast<size_t>(n));
-        tar_bytes_ += static_cast<uint64_t>(n);
-        if (tar_bytes_ > max_bytes_) {
-            std::string limit = std::to_string(max_bytes_);
-            throw Error("layer tar: more than " + limit + " uncompressed tar bytes (limit " +
-                        limit + ")");
+        if (lone_end_) check_after_lone_block(tar_buf_.data(), static_cast<size_t>(n), tar_bytes_);
+        try {
+            count_tar_bytes(static_cast<size_t>(n));
+        } catch (const Error& e) {
+            throw Error(std::string("layer tar: ") + e.what());
         }
     }
     outer_done_ = true;

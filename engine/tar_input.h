@@ -12,6 +12,20 @@
 // decompressed stream (trailing padding) into the digest and then the rest
 // of the source.
 //
+// Limits (ApplyLimits): more than max_bytes of uncompressed tar is an
+// Error, and so is an uncompressed stream more than max_ratio times the
+// compressed bytes read so far, checked once 64 MiB of it has been read (a
+// decompression bomb is stopped after the larger of 64 MiB and max_ratio
+// times its own size).
+//
+// Checks libarchive does not make, on the header blocks of each entry (the
+// bytes from its first header to its data, kept until libarchive consumed
+// them): an entry named both by a PAX "path" record and a GNU long-name
+// record (or by two of either) is refused, because tar readers disagree on
+// which one wins; the same for "linkpath" and GNU long-link records. At the
+// end, a lone zero block followed by more data is refused (the end marker is
+// two zero blocks; what follows a complete marker is padding).
+//
 // Exceptions never cross libarchive: a failing ByteSource read is caught in
 // the callback, libarchive is told the read failed, and the saved exception
 // is raised again (with context) once libarchive returns.
@@ -28,6 +42,7 @@
 
 #include "engine/byte_stream.h"
 #include "engine/file_meta.h"
+#include "engine/layer_codec.h"
 
 struct archive;
 
@@ -48,12 +63,17 @@ struct TarEntry {
     uint32_t dev_major = 0;
     uint32_t dev_minor = 0;
     Xattrs xattrs;  // as the archive gives them, in order
+    // The data runs of a sparse entry (offset, length), as its map gives
+    // them; empty for other entries.
+    std::vector<std::pair<int64_t, int64_t>> sparse;
 };
 
 class TarInput {
   public:
-    // Reads from `src`; more than `max_bytes` of uncompressed tar is an
-    // Error. Throws Error if the stream cannot be opened.
+    // Reads from `src` within `limits` (max_entries is the caller's to
+    // count). Throws Error if the stream cannot be opened.
+    TarInput(ByteSource& src, const ApplyLimits& limits);
+    // The same with ApplyLimits{} except for max_bytes.
     TarInput(ByteSource& src, uint64_t max_bytes);
     ~TarInput();
     TarInput(const TarInput&) = delete;
@@ -61,7 +81,8 @@ class TarInput {
 
     // Reads the next entry header into `entry`. Returns false at the end of
     // the archive. Throws Error naming the previous entry when the archive
-    // is malformed or the source fails.
+    // is malformed or the source fails, and naming the entry when its name
+    // is ambiguous (see above).
     bool next(TarEntry& entry);
 
     // Reads the next run of the current entry's content. Returns false when
@@ -70,7 +91,8 @@ class TarInput {
     bool read_block(const void** buf, size_t* len, int64_t* offset);
 
     // Reads the rest of the decompressed stream and of the source. Throws
-    // Error on failure.
+    // Error on failure, past a limit, or when data follows a lone zero
+    // block at the end of the archive.
     void finish();
 
     // "sha256:<hex>" of the uncompressed tar; call once, after finish().
@@ -83,8 +105,20 @@ class TarInput {
     static ssize_t inner_read(struct archive* a, void* self, const void** buf);
     [[noreturn]] void fail(struct archive* a, const std::string& context);
 
+    // Counts `n` more uncompressed bytes; throws Error past a limit.
+    void count_tar_bytes(size_t n);
+    // Keeps the bytes just handed to the tar reader, dropping those it has
+    // consumed.
+    void keep_window(const char* data, size_t n);
+    // Refuses an entry whose header blocks [start, end) name it ambiguously.
+    void check_headers(int64_t start, int64_t end, const std::string& path) const;
+    // Notes where the end-of-archive marker is and whether it is complete.
+    void note_end_marker();
+    // Refuses non-zero bytes at stream offset `offset` after a lone zero block.
+    void check_after_lone_block(const char* data, size_t n, uint64_t offset) const;
+
     ByteSource& src_;
-    uint64_t max_bytes_;
+    ApplyLimits limits_;
     struct archive* outer_ = nullptr;
     struct archive* inner_ = nullptr;
     bool outer_has_data_ = false;
@@ -93,6 +127,14 @@ class TarInput {
     std::vector<char> tar_buf_;
     Sha256 hash_;
     uint64_t tar_bytes_ = 0;
+    uint64_t src_bytes_ = 0;  // compressed bytes read from src_
+    bool src_eof_ = false;    // src_ has reported its end
+    std::string window_;      // tar bytes from window_start_ on, not yet consumed
+    uint64_t window_start_ = 0;
+    bool reading_header_ = false;  // inside archive_read_next_header
+    uint64_t data_start_ = 0;      // where the last entry's data began
+    uint64_t end_start_ = 0;       // where the end-of-archive marker began
+    bool lone_end_ = false;        // the marker was one zero block (or none)
     std::exception_ptr pending_;
     std::string last_path_;
 };

@@ -19,7 +19,7 @@ struct Globals {
     std::string root;        // --root, else $STRATA_ROOT, else /var/lib/strata
     std::string log_level = "warn";
     std::string mount_mode;  // --mount-mode, else $STRATA_MOUNT_MODE, else auto
-    ApplyLimits limits;      // --max-entries, --max-bytes
+    ApplyLimits limits;      // --max-entries, --max-bytes, --max-ratio
 };
 
 // What a verb's callback does; it returns the process exit code.
