@@ -42,7 +42,9 @@ demo)
     s exists demo-sandbox || s create --rw --parent "$top" demo-sandbox
     mnt=$(s get demo-sandbox)
     echo "sandbox demo-sandbox mounted at $mnt:"
-    ls "$mnt" "$mnt/usr/share/zoneinfo" | head -n 20
+    ls "$mnt"
+    echo "first entries of $mnt/usr/share/zoneinfo:"
+    ls "$mnt/usr/share/zoneinfo" | head -n 10
     s put demo-sandbox
     s status
     ;;
