@@ -20,6 +20,14 @@
 // opaque mark, whites out each lower root entry instead. The result is in
 // the form overlay_format.h describes.
 //
+// Hostile input (docs/security.md has every case and its outcome): a ".."
+// component, a component over 255 bytes or a name over 4095 bytes is
+// refused; an entry named twice (PAX path and GNU long name), a sparse map
+// that disagrees with its entry, or data after a lone zero block is
+// refused; trusted.overlay.*, user.overlay.* and security.* xattrs other
+// than security.capability are dropped with a warning; ApplyLimits bound
+// the entries, the uncompressed bytes and the expansion ratio.
+//
 // Writing (write_layer_tar): a layer directory's own changes as an
 // uncompressed PAX tar any OCI engine can apply, whiteouts and opaque
 // directories translated back to ".wh." entries, hard links kept.

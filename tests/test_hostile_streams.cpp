@@ -126,6 +126,28 @@ BOOST_AUTO_TEST_CASE(names_given_twice_are_found_anywhere_in_the_stream) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(oversized_headers_are_refused) {
+    HostileStore s;
+    // One record over libarchive's 1 MiB, and 20 records of 1 MB for one
+    // entry, more than the 16 MiB of headers strata keeps for its checks.
+    std::string value(1'100'000, 'v');
+    expect_refused(s, "one",
+                   raw::pax({{"SCHILY.xattr.user.k", value}}) + raw::file("x", "1") + raw::end(),
+                   "layer tar: first entry: Special header too large");
+    value.resize(1'000'000);
+    std::string many;
+    for (int i = 0; i < 20; ++i)
+        many += raw::pax({{"SCHILY.xattr.user.k" + std::to_string(i), value}});
+    many += raw::file("x", "1") + raw::end();
+    StoreState before = s.state();
+    Outcome o = s.apply("many", many);
+    BOOST_TEST(o.exit_code == 1);
+    BOOST_TEST(last_line(o.err) ==
+               "strata: error: apply-diff layer many: layer tar: first entry: "
+               "the headers of one entry are longer than 16777216 bytes");
+    expect_same(before, s.state());
+}
+
 BOOST_AUTO_TEST_CASE(a_size_over_8_gib_with_a_short_body) {
     HostileStore s;
     const std::string msg =
