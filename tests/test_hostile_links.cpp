@@ -102,6 +102,36 @@ BOOST_AUTO_TEST_CASE(deferred_directory_metadata_never_follows_a_later_symlink) 
     BOOST_TEST((lst(s.canary()).st_mode & 07777) != 0700u);
 }
 
+BOOST_AUTO_TEST_CASE(the_mounted_view_keeps_links_inside) {
+    // `get` shows the chain (overlayfs or a copy, by STRATA_MOUNT_MODE); the
+    // view holds the links as links and the canary is never written.
+    HostileStore s;
+    std::string tar = TarBuilder()
+                          .file("lib/new", "mine")
+                          .symlink("s", s.canary().string())
+                          .hardlink("hv", "victim")
+                          .device("dev/null", 'c', 1, 3)
+                          .whiteout("etc/passwd")
+                          .finish();
+    expect_applied(s, "top", tar);
+    StoreState before = s.state();
+    Outcome got = s.run({"get", "top"});
+    BOOST_TEST_REQUIRE(got.exit_code == 0, got.err);
+    fs::path view = last_line(got.out);
+    BOOST_TEST(read_bytes(view / "lib/new") == "mine");
+    BOOST_TEST(S_ISDIR(lst(view / "lib").st_mode));
+    BOOST_TEST(fs::read_symlink(view / "s") == s.canary());
+    BOOST_TEST(S_ISLNK(lst(view / "hv").st_mode));
+    BOOST_TEST(S_ISCHR(lst(view / "dev/null").st_mode));
+    BOOST_TEST(!present(view / "etc/passwd"));
+    BOOST_TEST(read_bytes(view / "dir/a") == "a");
+    BOOST_TEST(s.run({"put", "top"}).exit_code == 0);
+    StoreState after = s.state();
+    auto diffs = compare_manifests(before.trees["canary"], after.trees["canary"]);
+    BOOST_TEST(diffs.empty(), format_differences(diffs));
+    BOOST_TEST(before.diffs == after.diffs);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(hard_links)
