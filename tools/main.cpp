@@ -117,6 +117,10 @@ int main(int argc, char** argv) {
     app.add_option("--max-bytes", g.limits.max_bytes,
                    "refuse a layer tar whose uncompressed stream is longer than this")
         ->capture_default_str();
+    app.add_option("--max-ratio", g.limits.max_ratio,
+                   "refuse a compressed layer tar that expands more than this many times "
+                   "(checked after 64 MiB; 0: no limit)")
+        ->capture_default_str();
 
     Dispatch d;
     register_driver_verbs(app, d);
