@@ -3,7 +3,8 @@
 #
 #   tools/dev.sh demo   install, build, import a real image archive, show it
 #   tools/dev.sh test   install, build (plain and sanitizer builds), run every
-#                       test suite in both mount modes
+#                       test suite in both mount modes and under the
+#                       sanitizers, then fuzz each libFuzzer target briefly
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,6 +61,8 @@ test)
     done
     echo "== tests under AddressSanitizer and UndefinedBehaviorSanitizer, mount mode overlay"
     STRATA_MOUNT_MODE=overlay ctest --test-dir build-asan --output-on-failure
+    echo "== a short run of every libFuzzer target (docs/fuzzing.md)"
+    tests/fuzz/run.sh "${STRATA_FUZZ_SECONDS:-20}"
     ;;
 *)
     echo "usage: tools/dev.sh demo|test" >&2
