@@ -19,6 +19,7 @@
 #include <stdexcept>
 
 #include "engine/digest.h"
+#include "engine/layer_codec.h"
 #include "tests/support/tar_builder.h"
 
 extern char** environ;
@@ -183,6 +184,12 @@ bool unscannable(const fs::path& dir) {
     return deep;
 }
 
+// Hashes what is written to it.
+struct HashSink : ByteSink {
+    void write(const void* buf, size_t n) override { hash.update(buf, n); }
+    Sha256 hash;
+};
+
 }  // namespace
 
 std::string read_bytes(const fs::path& p) {
@@ -272,6 +279,12 @@ HostileStore::HostileStore() : tmp_("strata-hostile") {
                            .finish();
     Outcome o = apply("base", base, false);
     if (o.exit_code != 0) throw std::runtime_error("hostile store: base layer: " + o.err);
+
+    // state() computes diff digests in-process; they must be the CLI's.
+    StoreState st = state();
+    if (st.diffs.at("base") != sha256_hex(run({"diff", "base"}).out)) {
+        throw std::runtime_error("hostile store: in-process diff digest differs from strata diff");
+    }
 }
 
 Outcome HostileStore::run(const std::vector<std::string>& args, const std::string& input,
@@ -297,15 +310,26 @@ Outcome HostileStore::apply(const std::string& id, const std::string& tar, bool 
 }
 
 fs::path HostileStore::layer_dir(const std::string& id) {
+    // A layer's directory never changes while it exists (ready layers are
+    // immutable), so it is asked for once.
+    auto it = native_ids_.find(id);
+    if (it != native_ids_.end() && fs::exists(root() / "layers" / it->second)) {
+        return root() / "layers" / it->second;
+    }
     Outcome o = run({"show", id, "--json"});
     if (o.exit_code != 0) throw std::runtime_error("show " + id + ": " + o.err);
-    return root() / "layers" / nlohmann::json::parse(o.out).at("native_id").get<std::string>();
+    std::string native = nlohmann::json::parse(o.out).at("native_id").get<std::string>();
+    native_ids_[id] = native;
+    return root() / "layers" / native;
 }
 
 std::vector<std::string> HostileStore::layer_ids() {
-    Outcome o = run({"ls", "--json"});
+    return ids_in(run({"ls", "--json"}).out);
+}
+
+std::vector<std::string> HostileStore::ids_in(const std::string& ls_json) {
     std::vector<std::string> ids;
-    for (const auto& row : nlohmann::json::parse(o.out)) ids.push_back(row.at("id"));
+    for (const auto& row : nlohmann::json::parse(ls_json)) ids.push_back(row.at("id"));
     return ids;
 }
 
@@ -313,7 +337,13 @@ StoreState HostileStore::state() {
     StoreState s;
     s.ls_json = run({"ls", "--json"}).out;
     s.layer_dirs = names_in(root() / "layers");
-    for (const std::string& id : layer_ids()) s.diffs[id] = sha256_hex(run({"diff", id}).out);
+    // The digest `strata diff` would print, computed by the same function
+    // in this process (one process per layer would dominate the run time).
+    for (const std::string& id : ids_in(s.ls_json)) {
+        HashSink sink;
+        write_layer_tar(layer_dir(id), sink);
+        s.diffs[id] = sink.hash.final_digest();
+    }
     s.trees["canary"] = scan_tree(canary());
     for (const std::string& d : s.layer_dirs) {
         // A layer scan_tree cannot take is compared through its `diff`

@@ -4,7 +4,8 @@
 // binary:
 //   1. a refused archive leaves the store as it was: `strata ls --json`, the
 //      listing of the store's layers/ directory and the `diff` digest of
-//      every other layer are compared before and after;
+//      every other layer (computed in-process by write_layer_tar, the
+//      function `strata diff` runs) are compared before and after;
 //   2. nothing outside the layer being written is created, changed or
 //      deleted: a canary directory beside the store (files, a directory, a
 //      symlink, a setuid file) and the other layers' directories are
@@ -148,7 +149,10 @@ public:
     StoreState state();
 
 private:
+    static std::vector<std::string> ids_in(const std::string& ls_json);
+
     TempDir tmp_;
+    std::map<std::string, std::string> native_ids_;  // layer id -> native id
 };
 
 // How an expected error message is compared with the error line.
