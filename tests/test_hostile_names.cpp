@@ -202,6 +202,10 @@ BOOST_AUTO_TEST_CASE(paths_deeper_than_path_max) {
     BOOST_TEST((l.string().size() + 1 + longest.size()) > size_t{PATH_MAX});
     BOOST_TEST(read_at(l, longest) == "deep");
 
+    // LIMITATION: `get` of this layer fails in the copy mount mode with
+    // "File name too long" (engine/copy_mount.cpp resolves full paths;
+    // walking by descriptor would lift it), so the view is not mounted here.
+
     // `diff` walks by descriptor too: the exported tar holds the file.
     Outcome diff = s.run({"diff", "deep"});
     BOOST_TEST_REQUIRE(diff.exit_code == 0, diff.err);
