@@ -72,6 +72,20 @@ BOOST_AUTO_TEST_CASE(file_index_problems_are_reported) {
     BOOST_TEST(rep["repairs"].empty());
 }
 
+BOOST_AUTO_TEST_CASE(a_device_0_0_entry_is_indexed_as_the_whiteout_it_becomes) {
+    Store s;
+    std::string tar = (s.dir / "dev.tar").string();
+    auto r = run_shell("python3 -c \"import tarfile, io\n"
+                       "t = tarfile.open('" + tar + "', 'w')\n"
+                       "i = tarfile.TarInfo('etc/a'); i.type = tarfile.CHRTYPE\n"
+                       "i.devmajor = 0; i.devminor = 0; t.addfile(i); t.close()\"");
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.out);
+    RunResult a = run_strata(s.root, {"apply-diff", "--parent", "base", "top"}, tar);
+    BOOST_REQUIRE_MESSAGE(a.exit_code == 0, a.err);
+    json j = s.fsck({"--full"});
+    BOOST_TEST(j["clean"] == true, details(j));
+}
+
 BOOST_AUTO_TEST_CASE(missing_native_layer_and_unknown_directories) {
     Store s;
     fs::create_directories(s.root / "layers" / "stray-native" / "x");
