@@ -123,7 +123,10 @@ void Catalog::check_identity(Mode mode) {
                     "; open the store once read-write to upgrade it");
     }
     std::string check = db_->execAndGet("PRAGMA quick_check(1)").getString();
-    if (check != "ok") throw Error(describe(file_) + ": corrupt (" + check + ")");
+    if (check != "ok") {
+        for (char& c : check) c = (c == '\n' || c == '\r') ? ' ' : c;  // one line
+        throw Error(describe(file_) + ": corrupt (" + check + ")");
+    }
 }
 
 void Catalog::configure(Mode mode) {
