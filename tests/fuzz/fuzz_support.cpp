@@ -30,9 +30,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Never destroyed: the exit handler that empties it must find it intact,
+// whatever order static destructors and exit handlers run in.
 std::vector<fs::path>& temp_roots() {
-    static std::vector<fs::path> roots;
-    return roots;
+    static auto* roots = new std::vector<fs::path>;
+    return *roots;
 }
 
 void remove_temp_roots() {
