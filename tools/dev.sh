@@ -53,6 +53,9 @@ test)
     install_packages
     build build
     build build-asan -DSTRATA_SANITIZE=ON
+    # Fuzzing first, so that the last lines are CTest's summary.
+    echo "== a short run of every libFuzzer target (docs/fuzzing.md)"
+    tests/fuzz/run.sh "${STRATA_FUZZ_SECONDS:-20}"
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     for mode in overlay copy; do
@@ -61,8 +64,6 @@ test)
     done
     echo "== tests under AddressSanitizer and UndefinedBehaviorSanitizer, mount mode overlay"
     STRATA_MOUNT_MODE=overlay ctest --test-dir build-asan --output-on-failure
-    echo "== a short run of every libFuzzer target (docs/fuzzing.md)"
-    tests/fuzz/run.sh "${STRATA_FUZZ_SECONDS:-20}"
     ;;
 *)
     echo "usage: tools/dev.sh demo|test" >&2
