@@ -100,9 +100,17 @@ int Catalog::schema_version() { return db_->execAndGet("PRAGMA user_version").ge
 
 void Catalog::check_identity(Mode mode) {
     // A full read of the schema also catches most truncation and corruption.
-    int app_id = db_->execAndGet("PRAGMA application_id").getInt();
-    int version = db_->execAndGet("PRAGMA user_version").getInt();
-    int tables = db_->execAndGet("SELECT count(*) FROM sqlite_master").getInt();
+    // One statement, so one snapshot: another process may be creating the
+    // catalog right now, and separate reads could straddle its commit.
+    SQLite::Statement q(*db_,
+                        "SELECT (SELECT application_id FROM pragma_application_id), "
+                        "(SELECT user_version FROM pragma_user_version), "
+                        "(SELECT count(*) FROM sqlite_master)");
+    q.executeStep();
+    int app_id = q.getColumn(0).getInt();
+    int version = q.getColumn(1).getInt();
+    int tables = q.getColumn(2).getInt();
+    q.reset();
 
     bool blank = app_id == 0 && version == 0 && tables == 0;
     if (mode == Mode::ReadOnly && blank) {
