@@ -95,8 +95,8 @@ uint64_t parse_size(const std::string& text) {
     if (unit.size() == 2 && unit[1] == 'I') unit.pop_back();
     const std::string units = "KMGTP";
     size_t shift = unit.empty() ? 0 : (units.find(unit) + 1) * 10;
-    if (used == 0 || unit.size() > 1 || (unit.size() == 1 && units.find(unit) == std::string::npos) ||
-        (shift > 0 && n > (~0ull >> shift))) {
+    bool known_unit = unit.empty() || (unit.size() == 1 && units.find(unit) != std::string::npos);
+    if (used == 0 || !known_unit || (shift > 0 && n > (~0ull >> shift))) {
         throw Error("size '" + text + "': expected a number of bytes, optionally with K, M, G, "
                     "T or P");
     }

@@ -431,7 +431,8 @@ BOOST_AUTO_TEST_CASE(broken_legacy_chains_are_refused) {
 // refusal.
 BOOST_AUTO_TEST_CASE(header_with_a_huge_size_is_refused_without_overflow) {
     std::filesystem::path input =
-        std::filesystem::path(STRATA_SOURCE_DIR) / "tests/fuzz/corpus/image_tar/regress-huge-size.tar";
+        std::filesystem::path(STRATA_SOURCE_DIR) /
+        "tests/fuzz/corpus/image_tar/regress-huge-size.tar";
     std::string message;
     try {
         strata::ImageArchive::open(input);
