@@ -145,25 +145,8 @@ void expect_same_tree(const json& expected, const json& actual, const std::strin
 }
 
 // A store in its own temporary directory.
-struct Store {
-    TempDir dir{"strata-accept"};
-    fs::path root = dir / "store";
-
-    RunResult run(const std::vector<std::string>& args, const std::string& stdin_file = "") {
-        return run_strata(root, args, stdin_file);
-    }
-
-    // Runs a verb that must succeed; returns its stdout.
-    std::string ok(const std::vector<std::string>& args, const std::string& stdin_file = "") {
-        RunResult r = run(args, stdin_file);
-        std::string cmd;
-        for (const auto& a : args) cmd += " " + a;
-        BOOST_TEST_REQUIRE(r.exit_code == 0,
-                           "strata" << cmd << " exited " << r.exit_code << ": " << r.err);
-        return r.out;
-    }
-
-    json ok_json(const std::vector<std::string>& args) { return json::parse(ok(args)); }
+struct Store : strata::test::TestStore {
+    Store() : TestStore("strata-accept") {}
 
     std::string import(const fs::path& archive) {
         std::string top = last_line(ok({"import", archive.string()}));

@@ -100,24 +100,8 @@ with tarfile.open("top.tar", "w", format=tarfile.PAX_FORMAT) as t:
     add(t, "e", b"eeee")
 )PY";
 
-struct Store {
-    TempDir dir{"strata-cli"};
-    fs::path root = dir / "store";
-
-    RunResult run(const std::vector<std::string>& args, const std::string& stdin_file = "") {
-        return run_strata(root, args, stdin_file);
-    }
-
-    std::string ok(const std::vector<std::string>& args, const std::string& stdin_file = "") {
-        RunResult r = run(args, stdin_file);
-        std::string cmd;
-        for (const auto& a : args) cmd += " " + a;
-        BOOST_TEST_REQUIRE(r.exit_code == 0,
-                           "strata" << cmd << " exited " << r.exit_code << ": " << r.err);
-        return r.out;
-    }
-
-    json ok_json(const std::vector<std::string>& args) { return json::parse(ok(args)); }
+struct Store : strata::test::TestStore {
+    Store() : TestStore("strata-cli") {}
 
     // Builds base.tar and top.tar and applies them as layers "base" and
     // "top"; returns the sizes apply-diff printed.

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/test/unit_test.hpp>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -129,6 +130,15 @@ int wait_exit(int pid) {
     int status = 0;
     if (::waitpid(pid, &status, 0) != pid) return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string TestStore::ok(const std::vector<std::string>& args, const std::string& stdin_file) {
+    RunResult r = run(args, stdin_file);
+    std::string cmd;
+    for (const auto& a : args) cmd += " " + a;
+    BOOST_TEST_REQUIRE(r.exit_code == 0,
+                       "strata" << cmd << " exited " << r.exit_code << ": " << r.err);
+    return r.out;
 }
 
 RunResult run_shell(const std::string& command) {

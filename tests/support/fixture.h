@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,25 @@ RunResult run_strata(const std::filesystem::path& root, const std::vector<std::s
 int spawn_strata(const std::filesystem::path& root, const std::vector<std::string>& args,
                  const std::string& stdin_file = "");
 int wait_exit(int pid);
+
+// A store in its own temporary directory, driven through the binary.
+struct TestStore {
+    explicit TestStore(const std::string& tag = "strata-store") : dir(tag) {}
+
+    TempDir dir;
+    std::filesystem::path root = dir / "store";
+
+    RunResult run(const std::vector<std::string>& args, const std::string& stdin_file = "") {
+        return run_strata(root, args, stdin_file);
+    }
+
+    // Runs a verb that must succeed (the test stops otherwise); its stdout.
+    std::string ok(const std::vector<std::string>& args, const std::string& stdin_file = "");
+
+    nlohmann::json ok_json(const std::vector<std::string>& args) {
+        return nlohmann::json::parse(ok(args));
+    }
+};
 
 // Runs a shell command, returning its exit code and output.
 RunResult run_shell(const std::string& command);
