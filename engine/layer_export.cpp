@@ -30,6 +30,7 @@
 #include <memory>
 #include <vector>
 
+#include "engine/archive_error.h"
 #include "engine/error.h"
 #include "engine/file_meta.h"
 #include "engine/layer_codec.h"
@@ -154,17 +155,7 @@ la_ssize_t Exporter::write_cb(struct archive* a, void* self, const void* buf, si
 }
 
 void Exporter::fail(const std::string& what) {
-    if (pending_) {
-        std::exception_ptr p = pending_;
-        pending_ = nullptr;
-        try {
-            std::rethrow_exception(p);
-        } catch (const std::exception& e) {
-            throw Error(what + ": " + e.what());
-        }
-    }
-    const char* msg = archive_error_string(a_);
-    throw Error(what + ": " + (msg != nullptr ? msg : "unknown libarchive error"));
+    throw_archive_error(a_, pending_, what);
 }
 
 void Exporter::header(archive_entry* e, const std::string& rel) {

@@ -15,27 +15,6 @@ namespace strata::codec {
 
 namespace {
 
-std::vector<std::string> sorted_names(int dirfd, const std::string& display) {
-    int dup = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-    if (dup < 0) throw_errno("cannot list " + display);
-    DIR* d = ::fdopendir(dup);
-    if (d == nullptr) {
-        ::close(dup);
-        throw_errno("cannot list " + display);
-    }
-    std::vector<std::string> names;
-    errno = 0;
-    while (dirent* e = ::readdir(d)) {
-        std::string n = e->d_name;
-        if (n != "." && n != "..") names.push_back(std::move(n));
-    }
-    int err = errno;
-    ::closedir(d);
-    if (err != 0) throw_errno("cannot list " + display, err);
-    // std::string compares as unsigned bytes: the order is bytewise.
-    std::sort(names.begin(), names.end());
-    return names;
-}
 
 }  // namespace
 

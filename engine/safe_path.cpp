@@ -106,11 +106,8 @@ UniqueFd open_dir_path(int rootfd, const std::vector<std::string>& comps, size_t
     return cur;
 }
 
-namespace {
-
-// Empties the open directory `fd` (recursively), never following symlinks.
-void empty_dir(int fd, const std::string& display) {
-    int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+std::vector<std::string> sorted_names(int dirfd, const std::string& display) {
+    int dup = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
     if (dup < 0) throw_errno("cannot list " + display);
     DIR* d = ::fdopendir(dup);
     if (d == nullptr) {
@@ -118,12 +115,24 @@ void empty_dir(int fd, const std::string& display) {
         throw_errno("cannot list " + display);
     }
     std::vector<std::string> names;
+    errno = 0;
     while (dirent* e = ::readdir(d)) {
         std::string n = e->d_name;
         if (n != "." && n != "..") names.push_back(std::move(n));
     }
+    int err = errno;
     ::closedir(d);
-    for (const auto& n : names) remove_tree_at(fd, n, display + "/" + n);
+    if (err != 0) throw_errno("cannot list " + display, err);
+    // std::string compares as unsigned bytes: the order is bytewise.
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+namespace {
+
+// Empties the open directory `fd` (recursively), never following symlinks.
+void empty_dir(int fd, const std::string& display) {
+    for (const auto& n : sorted_names(fd, display)) remove_tree_at(fd, n, display + "/" + n);
 }
 
 }  // namespace

@@ -86,6 +86,10 @@ UniqueFd open_dir_path(int rootfd, const std::vector<std::string>& comps, size_t
 // Removes `name` from `dirfd`, a directory with everything below it,
 // without following symlinks. Absence is not an error. Throws Error naming
 // `display` on failure.
+// The names in the open directory `dirfd` (not "." or ".."), sorted
+// bytewise. Throws Error naming `display` when it cannot be read.
+std::vector<std::string> sorted_names(int dirfd, const std::string& display);
+
 void remove_tree_at(int dirfd, const std::string& name, const std::string& display);
 
 // Whether anything in the layer rooted at `rootfd` hides the lower layers at

@@ -5,6 +5,7 @@
 // inner reader never asked for, so the digest always covers the whole
 // decompressed stream. No C++ exception escapes a libarchive callback.
 // The checks on the raw tar bytes are in tar_input_checks.cpp.
+#include "engine/archive_error.h"
 #include "engine/tar_input.h"
 
 #include <archive.h>
@@ -237,17 +238,7 @@ void TarInput::count_tar_bytes(size_t n) {
 }
 
 void TarInput::fail(struct archive* a, const std::string& context) {
-    if (pending_) {
-        std::exception_ptr p = pending_;
-        pending_ = nullptr;
-        try {
-            std::rethrow_exception(p);
-        } catch (const std::exception& e) {
-            throw Error(context + ": " + e.what());
-        }
-    }
-    const char* msg = archive_error_string(a);
-    throw Error(context + ": " + (msg != nullptr ? msg : "unknown libarchive error"));
+    throw_archive_error(a, pending_, context);
 }
 
 bool TarInput::next(TarEntry& entry) {

@@ -222,7 +222,8 @@ def layer(entries):
     return buf.getvalue()
 layers = [
     layer([("d", "d", b""), ("d/old", "f", b"old"), ("d/sub", "d", b""), ("d/sub/x", "f", b"x"),
-           ("k", "x", b"k data"), ("k2", "h", "k"), ("k3", "h", "k"), ("m", "d", b""), ("m/f", "f", b"f"),
+           ("k", "x", b"k data"), ("k2", "h", "k"), ("k3", "h", "k"), ("m", "d", b""),
+           ("m/f", "f", b"f"),
            ("n", "f", b"n"), ("s", "s", "d/old")]),
     layer([("d", "d", b""), ("d/new", "f", b"new"), ("d/.wh..wh..opq", "f", b""),
            ("d/new2", "f", b"new2"), (".wh.k", "f", b""), ("k", "d", b""), ("k/in", "f", b"in"),
